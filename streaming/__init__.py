@@ -1,0 +1,42 @@
+"""Tailcast's framework-free core: ids, cache, broadcast, merge and backends."""
+
+from .backends import Backend, MemoryBackend, Stats
+from .broadcast import Broadcast
+from .cache import ItemCache, Loss
+from .clock import Clock, wall_clock_ms
+from .config import LogConfig
+from .errors import BackendClosed, BackendUnavailable, InvalidId, TailcastError
+from .ids import IdGenerator, StreamId
+from .item import DEFAULT_TOPIC, Draft, Item
+from .merge import Event, Subscription
+from .replica import Replica
+from .sse import Live, Reset, ResetReason, comment_frame, retry_frame
+
+__all__ = [
+    "DEFAULT_TOPIC",
+    "Backend",
+    "BackendClosed",
+    "BackendUnavailable",
+    "Broadcast",
+    "Clock",
+    "Draft",
+    "Event",
+    "IdGenerator",
+    "InvalidId",
+    "Item",
+    "ItemCache",
+    "Live",
+    "LogConfig",
+    "Loss",
+    "MemoryBackend",
+    "Replica",
+    "Reset",
+    "ResetReason",
+    "Stats",
+    "StreamId",
+    "Subscription",
+    "TailcastError",
+    "comment_frame",
+    "retry_frame",
+    "wall_clock_ms",
+]

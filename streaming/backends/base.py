@@ -1,0 +1,86 @@
+"""What every backend provides: a write path of its own, reads from a local `Replica`."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from ..broadcast import Broadcast
+from ..cache import ItemCache
+from ..clock import Clock
+from ..config import LogConfig
+from ..ids import StreamId
+from ..item import Draft, Item
+from ..merge import Subscription
+from ..replica import Replica
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A backend's state at a glance, for health checks."""
+
+    items: int
+    bytes: int
+    subscribers: int
+
+
+class Backend(abc.ABC):
+    """A log of items. Subclasses implement publishing; reads are served locally."""
+
+    name: str
+
+    def __init__(self, config: LogConfig, clock: Clock, floor: StreamId) -> None:
+        self.config = config
+        self.clock = clock
+        self.replica = Replica(
+            cache=ItemCache(max_items=config.max_items, max_bytes=config.max_bytes, clock=clock),
+            broadcast=Broadcast(
+                max_items=config.live_buffer_items, max_bytes=config.live_buffer_bytes
+            ),
+            floor=floor,
+            replay_batch=config.replay_batch,
+        )
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Prepare to serve (connect, load history). The default has nothing to do."""
+
+    @abc.abstractmethod
+    async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
+        """Store ``drafts`` atomically with consecutive ids and broadcast them."""
+
+    async def aclose(self) -> None:
+        """End every open stream and release resources."""
+        self.replica.close()
+
+    def subscribe(
+        self,
+        topics: Collection[str] = (),
+        since: StreamId | None = None,
+        limit: int | None = None,
+    ) -> Subscription:
+        return self.replica.subscribe(topics, since, limit)
+
+    def items(
+        self,
+        topics: Collection[str] = (),
+        since: StreamId | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        return self.replica.items(topics, since, limit)
+
+    def get(self, topic: str, key: str) -> Item | None:
+        return self.replica.get(topic, key)
+
+    def stats(self) -> Stats:
+        cache = self.replica.cache
+        cache.expire()
+        return Stats(len(cache), cache.bytes, self.replica.subscriber_count)
+
+    def _build(self, drafts: Sequence[Draft], ids: Sequence[StreamId], now: int) -> list[Item]:
+        return [
+            Item.create(
+                id, draft, created_at=now, expires_at=now + self.config.ttl_ms(draft.ttl_ms)
+            )
+            for id, draft in zip(ids, drafts, strict=True)
+        ]

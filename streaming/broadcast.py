@@ -1,0 +1,87 @@
+"""Fan-out of published items through one bounded log that every subscriber reads.
+
+Publishing appends to the log and wakes waiting readers; it never awaits a subscriber.
+Each subscriber keeps only a cursor (a sequence number into the log), so memory per
+subscriber is constant, and a reader that has fallen behind the log's retained window
+learns it was overrun (`read` returns None) instead of silently skipping items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+
+from .item import Item
+
+
+class Broadcast:
+    """A shared, bounded log of recent items with wake-ups for readers.
+
+    It retains at least the last ``max_items`` items and about ``max_bytes`` of frames,
+    trimming in steps so appends stay amortised O(1).
+    """
+
+    def __init__(self, *, max_items: int, max_bytes: int) -> None:
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._entries: list[Item] = []
+        self._start = 0  # sequence number of self._entries[0]
+        self._bytes = 0
+        self._wakeup: anyio.Event | None = None
+        self._closed = False
+
+    @property
+    def end(self) -> int:
+        """The sequence number the next published item will get."""
+        return self._start + len(self._entries)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def publish(self, items: Sequence[Item]) -> None:
+        """Append ``items`` and wake every waiting reader."""
+        self._entries.extend(items)
+        self._bytes += sum(item.size for item in items)
+        self._trim()
+        self._wake()
+
+    def read(self, cursor: int) -> list[Item] | None:
+        """Items from sequence number ``cursor`` on; None if they are no longer retained."""
+        if cursor < self._start:
+            return None
+        return self._entries[cursor - self._start :]
+
+    async def wait(self, cursor: int) -> None:
+        """Return once an item at ``cursor`` or later exists, or the log is closed."""
+        while cursor >= self.end and not self._closed:
+            if self._wakeup is None:
+                self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+
+    def close(self) -> None:
+        """End every reader's wait; readers then see `closed` and stop."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        # Events are created only while somebody waits, and replaced after each wake-up
+        # (an anyio Event cannot be reset).
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def _trim(self) -> None:
+        entries = self._entries
+        drop = len(entries) - self._max_items if len(entries) > 2 * self._max_items else 0
+        freed = sum(item.size for item in entries[:drop])
+        if self._bytes - freed > self._max_bytes:
+            target = self._max_bytes * 3 // 4
+            while drop < len(entries) - 1 and self._bytes - freed > target:
+                freed += entries[drop].size
+                drop += 1
+        if drop:
+            del entries[:drop]
+            self._bytes -= freed
+            self._start += drop

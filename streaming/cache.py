@@ -1,0 +1,213 @@
+"""The item cache: latest item per (topic, key), bounded by ttl, count and bytes.
+
+cachetools' `TLRUCache` does expiry (per-item ttl) and size-driven eviction; since the
+cache is never read through ``[]``/``get`` (which would reorder it), its LRU order is
+write order, so a full cache evicts the oldest items first. Sorted indexes by id, global
+and per topic, serve "everything after id X" in O(log n + k). Items that leave by expiry
+or eviction are recorded as losses, so a subscriber that needed one can be told.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter
+from typing import Any, Literal
+
+from cachetools import Cache, TLRUCache
+from sortedcontainers import SortedDict
+
+from .clock import Clock
+from .ids import StreamId
+from .item import Item
+
+LossReason = Literal["expired", "evicted"]
+_Key = tuple[str, str]
+_by_id = attrgetter("id")
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """The newest item that left the cache for a reason other than being replaced."""
+
+    id: StreamId
+    reason: LossReason
+
+
+class ItemCache:
+    """Latest-per-key TTL cache with id-ordered range reads and loss tracking."""
+
+    def __init__(
+        self,
+        *,
+        max_items: int,
+        max_bytes: int,
+        clock: Clock,
+        max_loss_topics: int = 100_000,
+    ) -> None:
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._store = _ExpiringStore(max_bytes, clock, self._lose)
+        self._by_id: SortedDict = SortedDict()
+        self._by_topic: dict[str, SortedDict] = {}
+        self._losses = _LossLog(max_loss_topics)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    @property
+    def bytes(self) -> int:
+        """Total encoded size of the cached items."""
+        return int(self._store.currsize)
+
+    def add(self, item: Item) -> None:
+        """Store ``item``, replacing an older item of the same (topic, key) without a loss."""
+        key = (item.topic, item.key)
+        old = self._store.peek(key)
+        if old is not None:
+            del self._store[key]
+            self._unindex(old)
+        if item.size > self._max_bytes:
+            self._losses.record(item.topic, Loss(item.id, "evicted"))
+            return
+        while len(self._store) >= self._max_items:
+            self._store.popitem()
+        self._store[key] = item
+        if key in self._store:
+            self._index(item)
+        else:  # already expired on arrival (a slow replica loading old entries)
+            self._losses.record(item.topic, Loss(item.id, "expired"))
+
+    def expire(self) -> None:
+        """Drop expired items now; reads call this so they never see a stale item."""
+        self._store.expire()
+
+    def get(self, topic: str, key: str) -> Item | None:
+        """The live item for (topic, key), without touching the eviction order."""
+        return self._store.peek((topic, key))
+
+    def after(
+        self,
+        since: StreamId | None,
+        topics: Collection[str] = (),
+        *,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Cached items after ``since`` on ``topics`` (all when empty), in id order."""
+        if not topics:
+            return _slice(self._by_id, since, limit)
+        parts = [_slice(self._by_topic[t], since, limit) for t in topics if t in self._by_topic]
+        if len(parts) == 1:
+            return parts[0]
+        return list(islice(heapq.merge(*parts, key=_by_id), limit))
+
+    def oldest(self, topics: Collection[str] = ()) -> StreamId | None:
+        """The oldest cached id on ``topics`` (all when empty), or None when there is none."""
+        if not topics:
+            return self._by_id.keys()[0] if self._by_id else None
+        firsts = [self._by_topic[t].keys()[0] for t in topics if t in self._by_topic]
+        return min(firsts, default=None)
+
+    def loss_after(self, since: StreamId, topics: Collection[str] = ()) -> Loss | None:
+        """The newest loss on ``topics`` (all when empty) with an id after ``since``, if any."""
+        return self._losses.after(since, topics)
+
+    def _index(self, item: Item) -> None:
+        self._by_id[item.id] = item
+        index = self._by_topic.get(item.topic)
+        if index is None:
+            index = self._by_topic[item.topic] = SortedDict()
+        index[item.id] = item
+
+    def _unindex(self, item: Item) -> None:
+        del self._by_id[item.id]
+        index = self._by_topic[item.topic]
+        del index[item.id]
+        if not index:
+            del self._by_topic[item.topic]
+
+    def _lose(self, item: Item, reason: LossReason) -> None:
+        self._unindex(item)
+        self._losses.record(item.topic, Loss(item.id, reason))
+
+
+def _slice(index: SortedDict, since: StreamId | None, limit: int | None) -> list[Item]:
+    start = 0 if since is None else index.bisect_right(since)
+    stop = len(index) if limit is None else min(len(index), start + limit)
+    items: list[Item] = index.values()[start:stop]
+    return items
+
+
+def _expires_at(_key: _Key, item: Item, _now: float) -> float:
+    return item.expires_at
+
+
+def _size_of(item: Item) -> int:
+    return item.size
+
+
+class _ExpiringStore(TLRUCache[_Key, Item]):
+    """A TLRUCache that reports every item it drops by expiry or eviction."""
+
+    def __init__(
+        self, max_bytes: int, clock: Clock, on_lost: Callable[[Item, LossReason], None]
+    ) -> None:
+        super().__init__(max_bytes, _expires_at, timer=clock, getsizeof=_size_of)
+        self._on_lost = on_lost
+
+    def expire(self, time: Any = None) -> list[tuple[_Key, Item]]:
+        expired = list(super().expire(time))
+        for _key, item in expired:
+            self._on_lost(item, "expired")
+        return expired
+
+    def popitem(self) -> tuple[_Key, Item]:
+        key, item = super().popitem()
+        self._on_lost(item, "evicted")
+        return key, item
+
+    def peek(self, key: _Key) -> Item | None:
+        """Read without moving the key in the LRU order (``in`` checks expiry, not order)."""
+        if key in self:
+            item: Item = Cache.__getitem__(self, key)
+            return item
+        return None
+
+
+class _LossLog:
+    """Newest loss per topic, for a bounded number of topics.
+
+    Topics beyond the bound fold into one shared watermark that applies to every untracked
+    topic: a subscriber may then get a needless ``reset``, never a missing one.
+    """
+
+    def __init__(self, max_topics: int) -> None:
+        self._max_topics = max_topics
+        self._by_topic: dict[str, Loss] = {}
+        self._newest: Loss | None = None
+        self._folded: Loss | None = None
+
+    def record(self, topic: str, loss: Loss) -> None:
+        current = self._by_topic.pop(topic, None)
+        self._by_topic[topic] = _newer(current, loss)
+        self._newest = _newer(self._newest, loss)
+        if len(self._by_topic) > self._max_topics:
+            dropped = self._by_topic.pop(next(iter(self._by_topic)))
+            self._folded = _newer(self._folded, dropped)
+
+    def after(self, since: StreamId, topics: Collection[str]) -> Loss | None:
+        if not topics:
+            candidates: Iterable[Loss | None] = (self._newest,)
+        else:
+            candidates = (self._by_topic.get(t, self._folded) for t in topics)
+        newest: Loss | None = None
+        for loss in candidates:
+            if loss is not None and loss.id > since:
+                newest = _newer(newest, loss)
+        return newest
+
+
+def _newer(a: Loss | None, b: Loss) -> Loss:
+    return b if a is None or b.id > a.id else a

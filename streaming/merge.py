@@ -1,0 +1,160 @@
+"""A subscription: cached items up to a cutoff in id order, then live items past it.
+
+The cutoff and the live cursor are taken in the same step as the snapshot, with no
+await in between, so an item published meanwhile is either in the snapshot or in the
+live log, never both and never neither. A subscriber that falls behind the live log
+catches up from the cache after the last id it has accounted for, with a `Reset` first
+when items it needed have left the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
+
+from .ids import StreamId
+from .item import Item
+from .sse import Live, Reset
+
+if TYPE_CHECKING:
+    from .replica import Replica
+
+Event = Item | Reset | Live
+"""What a subscription delivers; every event has its SSE ``frame`` ready to send."""
+
+_ORIGIN = StreamId(0, 0)
+
+
+class Subscription:
+    """One subscriber's stream. Create it with `Replica.subscribe`; close it when done."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        topics: frozenset[str],
+        since: StreamId | None,
+        limit: int | None,
+    ) -> None:
+        self._replica = replica
+        self._topics = topics
+        self._remaining = limit
+        self._last_sent = since
+        self._closed = False
+        reset = self._check_since(since)
+        after = None if reset is not None and reset.reason == "unknown_id" else since
+        items, cutoff, self._cursor = replica.snapshot(after, topics)
+        # Everything on our topics up to here is accounted for (sent, or announced lost).
+        self._position = cutoff or _ORIGIN
+        self._pending: list[Event] = [reset] if reset is not None else []
+        self._pending += items
+        self._pending.append(Live(cutoff))
+        self._pending_at = 0
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return self._topics
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def poll(self) -> Sequence[Event] | None:
+        """Events ready now, without waiting: ``[]`` if none yet, None once the stream ended."""
+        if self._closed:
+            return None
+        if self._replica.broadcast.closed or self._remaining == 0:
+            self.close()
+            return None
+        if self._pending_at < len(self._pending):
+            return self._limited(self._take_pending())
+        live = self._replica.broadcast.read(self._cursor)
+        if live is None:
+            self._catch_up()
+            return self._limited(self._take_pending())
+        if not live:
+            return []
+        self._cursor += len(live)
+        self._position = live[-1].id
+        if self._topics:
+            live = [item for item in live if item.topic in self._topics]
+        return self._limited(live)
+
+    async def next_batch(self) -> Sequence[Event] | None:
+        """The next non-empty batch of events, waiting for live items; None when ended."""
+        while True:
+            batch = self.poll()
+            if batch is None or batch:
+                return batch
+            await self._replica.broadcast.wait(self._cursor)
+
+    def close(self) -> None:
+        """Release the subscription; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._pending = []
+            self._replica.release(self)
+
+    def __aiter__(self) -> AsyncIterator[Sequence[Event]]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[Sequence[Event]]:
+        try:
+            while (batch := await self.next_batch()) is not None:
+                yield batch
+        finally:
+            self.close()
+
+    def _check_since(self, since: StreamId | None) -> Reset | None:
+        if since is None:
+            return None
+        replica = self._replica
+        replica.cache.expire()
+        oldest = replica.cache.oldest(self._topics)
+        if since < replica.floor:
+            return Reset("restarted", since, oldest)
+        if replica.last_id is None or since > replica.last_id:
+            return Reset("unknown_id", since, oldest)
+        loss = replica.cache.loss_after(since, self._topics)
+        return None if loss is None else Reset(loss.reason, since, oldest)
+
+    def _catch_up(self) -> None:
+        """Rejoin after being overrun: replay the cache after our position, then go live."""
+        replica = self._replica
+        items, cutoff, self._cursor = replica.snapshot(self._position, self._topics)
+        loss = replica.cache.loss_after(self._position, self._topics)
+        pending: list[Event] = []
+        if loss is not None:
+            oldest = replica.cache.oldest(self._topics)
+            pending.append(Reset(loss.reason, self._last_sent, oldest))
+        pending += items
+        self._pending, self._pending_at = pending, 0
+        self._position = cutoff or _ORIGIN
+
+    def _take_pending(self) -> list[Event]:
+        start = self._pending_at
+        self._pending_at = min(len(self._pending), start + self._replica.replay_batch)
+        batch = self._pending[start : self._pending_at]
+        if self._pending_at == len(self._pending):
+            self._pending, self._pending_at = [], 0
+        return batch
+
+    def _limited(self, batch: Sequence[Event]) -> Sequence[Event]:
+        """Count items against the limit, cutting the batch where it runs out."""
+        if self._remaining is None:
+            self._note_sent(batch)
+            return batch
+        kept: list[Event] = []
+        for event in batch:
+            if isinstance(event, Item):
+                if self._remaining == 0:
+                    break
+                self._remaining -= 1
+            kept.append(event)
+        self._note_sent(kept)
+        return kept
+
+    def _note_sent(self, batch: Sequence[Event]) -> None:
+        for event in reversed(batch):
+            if isinstance(event, Item):
+                self._last_sent = event.id
+                return

@@ -1,0 +1,86 @@
+"""The process-local view of a log: cache, broadcast and subscriptions, fed by a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from .broadcast import Broadcast
+from .cache import ItemCache
+from .ids import StreamId
+from .item import Item
+from .merge import Subscription
+
+
+class Replica:
+    """Applies published items to the cache and the broadcast in one step, and serves reads.
+
+    ``floor`` is the lowest id this view can vouch for: a subscriber resuming from an
+    older id may have missed items (a restart, or a log that lost its history).
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: ItemCache,
+        broadcast: Broadcast,
+        floor: StreamId,
+        replay_batch: int = 512,
+    ) -> None:
+        self.cache = cache
+        self.broadcast = broadcast
+        self.floor = floor
+        self.replay_batch = replay_batch
+        self.last_id: StreamId | None = None
+        self._subscriptions: set[Subscription] = set()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
+
+    def apply(self, items: Sequence[Item]) -> None:
+        """Cache and broadcast ``items`` (in increasing id order, all after `last_id`)."""
+        if not items:
+            return
+        for item in items:
+            self.cache.add(item)
+        self.last_id = items[-1].id
+        self.broadcast.publish(items)
+
+    def subscribe(
+        self,
+        topics: Collection[str] = (),
+        since: StreamId | None = None,
+        limit: int | None = None,
+    ) -> Subscription:
+        """Register for live items and take the replay snapshot, in one step (no await)."""
+        subscription = Subscription(self, frozenset(topics), since, limit)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def snapshot(
+        self, after: StreamId | None, topics: Collection[str]
+    ) -> tuple[list[Item], StreamId | None, int]:
+        """Cached items after ``after``, the cutoff id they run to, and the broadcast cursor
+        where live items past the cutoff begin."""
+        self.cache.expire()
+        return self.cache.after(after, topics), self.last_id, self.broadcast.end
+
+    def items(
+        self,
+        topics: Collection[str] = (),
+        since: StreamId | None = None,
+        limit: int | None = None,
+    ) -> list[Item]:
+        """Cached items after ``since`` in id order (the first ``limit`` of them)."""
+        self.cache.expire()
+        return self.cache.after(since, topics, limit=limit)
+
+    def get(self, topic: str, key: str) -> Item | None:
+        return self.cache.get(topic, key)
+
+    def close(self) -> None:
+        """End every open subscription's stream."""
+        self.broadcast.close()
+
+    def release(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)

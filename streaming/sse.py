@@ -1,0 +1,58 @@
+"""SSE frames other than items: control events, the retry hint and comments.
+
+Frames are bytes with ``\\n`` line endings; items carry their own (see `Item.frame`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from .ids import StreamId
+
+ResetReason = Literal["expired", "evicted", "restarted", "unknown_id"]
+
+
+def _id_or_none(value: StreamId | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """In-band notice that items the subscriber needed are gone; replay of what is left follows."""
+
+    reason: ResetReason
+    requested: StreamId | None
+    oldest: StreamId | None
+
+    @property
+    def frame(self) -> bytes:
+        payload = {
+            "reason": self.reason,
+            "requested": _id_or_none(self.requested),
+            "oldest": _id_or_none(self.oldest),
+        }
+        return b"event: reset\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """The switch from replayed history to live items; ``cutoff`` is the last replayable id."""
+
+    cutoff: StreamId | None
+
+    @property
+    def frame(self) -> bytes:
+        return b"event: live\ndata: " + orjson.dumps({"cutoff": _id_or_none(self.cutoff)}) + b"\n\n"
+
+
+def retry_frame(milliseconds: int) -> bytes:
+    """The reconnection-delay hint a stream starts with."""
+    return b"retry: %d\n\n" % milliseconds
+
+
+def comment_frame(text: str) -> bytes:
+    """A comment line, ignored by clients: used as a heartbeat."""
+    return b": " + text.replace("\n", " ").replace("\r", " ").encode() + b"\n\n"
