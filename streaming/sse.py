@@ -48,9 +48,9 @@ class Live:
         return b"event: live\ndata: " + orjson.dumps({"cutoff": _id_or_none(self.cutoff)}) + b"\n\n"
 
 
-def retry_frame(milliseconds: int) -> bytes:
-    """The reconnection-delay hint a stream starts with."""
-    return b"retry: %d\n\n" % milliseconds
+def retry_field(milliseconds: int) -> bytes:
+    """The reconnection-delay hint: one field line, to precede the first event's lines."""
+    return b"retry: %d\n" % milliseconds
 
 
 def comment_frame(text: str) -> bytes:

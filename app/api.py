@@ -1,0 +1,280 @@
+"""The HTTP routes: publish, read, stream and health."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
+from starlette.responses import Response
+
+from streaming import Draft, InvalidId, Item, StreamId, retry_field
+
+from . import __version__
+from .body import read_json
+from .problems import Problem, describe
+from .schemas import NAME_MAX, Health, ItemIn, ItemOut, ProblemDetails
+from .service import Service
+from .settings import Settings
+
+router = APIRouter()
+
+JSON = "application/json"
+_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {**_PROBLEM, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON, invalid UTF-8, or a malformed query parameter or header.",
+    401: "Missing or wrong bearer token.",
+    404: "No such item.",
+    413: "The body is over the size limit.",
+    415: "The body is not JSON.",
+    422: "The body is JSON but not a valid item or batch.",
+}
+
+TopicQuery = Annotated[
+    list[str],
+    Query(description="Only these topics (repeatable); absent means all topics."),
+]
+SinceQuery = Annotated[
+    str | None,
+    Query(description="Only items after this id ('<ms>-<seq>'); empty means absent."),
+]
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.tailcast
+    return service
+
+
+def _json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, media_type=JSON)
+
+
+def _json_array(items: Sequence[Item]) -> bytes:
+    return b"[" + b",".join(item.json for item in items) + b"]"
+
+
+def _parse_id(value: str | None, name: str) -> StreamId | None:
+    if not value:
+        return None
+    try:
+        return StreamId.parse(value)
+    except InvalidId as exc:
+        raise Problem(400, f"{name}: {exc}.") from None
+
+
+def _parse_topics(topics: list[str]) -> frozenset[str]:
+    for topic in topics:
+        if not 1 <= len(topic) <= NAME_MAX or not topic.isprintable():
+            raise Problem(400, f"topic {topic!r} is not 1-{NAME_MAX} printable characters.")
+    return frozenset(topics)
+
+
+def _parse_limit(limit: int | None) -> int | None:
+    if limit is not None and limit < 1:
+        raise Problem(400, f"limit must be 1 or more, not {limit}.")
+    return limit
+
+
+def _authorize(request: Request, token: str) -> None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise Problem(
+            401,
+            "Publishing needs 'Authorization: Bearer <token>' (the publish token).",
+            headers={"WWW-Authenticate": 'Bearer realm="tailcast"'},
+        )
+    if not hmac.compare_digest(credentials.strip().encode(), token.encode()):
+        raise Problem(
+            401,
+            "The bearer token is not the publish token.",
+            headers={"WWW-Authenticate": 'Bearer realm="tailcast", error="invalid_token"'},
+        )
+
+
+def _drafts(payload: Any, settings: Settings) -> list[Draft]:
+    """Validate a posted object or array, all or nothing."""
+    prefix: tuple[str, ...] = ()
+    if isinstance(payload, dict):
+        entries, prefix = [payload], ("body",)
+    elif isinstance(payload, list):
+        if not payload:
+            raise Problem(422, "The batch is empty; send at least one item.")
+        if len(payload) > settings.max_batch:
+            raise Problem(
+                422, f"The batch has {len(payload)} items; at most {settings.max_batch} allowed."
+            )
+        entries = payload
+    else:
+        raise Problem(422, "The body must be a JSON object (one item) or an array of them.")
+    drafts: list[Draft] = []
+    errors: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        loc = prefix or ("body", index)
+        try:
+            item = ItemIn.model_validate(entry)
+        except ValidationError as exc:
+            errors += [
+                {"loc": [*loc, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]
+            continue
+        if item.ttl is not None and not settings.ttl_min <= item.ttl <= settings.ttl_max:
+            errors.append(
+                {
+                    "loc": [*loc, "ttl"],
+                    "msg": f"ttl must be between {settings.ttl_min:g} and "
+                    f"{settings.ttl_max:g} seconds",
+                    "type": "ttl_range",
+                }
+            )
+            continue
+        ttl_ms = None if item.ttl is None else round(item.ttl * 1000)
+        drafts.append(Draft(item.data, item.key, item.topic, ttl_ms))
+    if errors:
+        raise Problem(422, describe(errors), errors=errors)
+    return drafts
+
+
+@router.post(
+    "/items",
+    status_code=201,
+    summary="Publish one item or a batch",
+    response_model=ItemOut | list[ItemOut],
+    responses=_problems(400, 401, 413, 415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ItemIn"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/ItemIn"}},
+                        ]
+                    }
+                }
+            },
+        }
+    },
+)
+async def publish(request: Request) -> Response:
+    service = _service(request)
+    _authorize(request, service.publish_token)
+    payload = await read_json(request, service.settings.max_body_bytes)
+    drafts = _drafts(payload, service.settings)
+    items = await service.backend.publish(drafts)
+    body = items[0].json if isinstance(payload, dict) else _json_array(items)
+    return _json_response(body, 201)
+
+
+@router.get(
+    "/items",
+    summary="List cached items in id order",
+    response_model=list[ItemOut],
+    responses=_problems(400),
+)
+async def list_items(
+    request: Request,
+    topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
+    since: SinceQuery = None,
+    limit: Annotated[int | None, Query(description="At most this many items (>= 1).")] = None,
+) -> Response:
+    items = _service(request).backend.items(
+        _parse_topics(topic), _parse_id(since, "since"), _parse_limit(limit)
+    )
+    return _json_response(_json_array(items))
+
+
+@router.get(
+    "/items/{key:path}",
+    summary="The cached item with this key",
+    response_model=ItemOut,
+    responses=_problems(400, 404),
+)
+async def get_item(
+    request: Request,
+    key: str,
+    topic: Annotated[str, Query(description="The item's topic.")] = "default",
+) -> Response:
+    _parse_topics([topic])
+    item = _service(request).backend.get(topic, key)
+    if item is None:
+        raise Problem(404, f"No cached item with key {key!r} in topic {topic!r}.")
+    return _json_response(item.json)
+
+
+@router.get(
+    "/stream",
+    summary="Server-Sent Events: cached items, then live ones",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "An endless event stream: optional `reset`, replayed `item`s, "
+            "one `live`, then live `item`s.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **_problems(400),
+    },
+)
+async def stream(
+    request: Request,
+    topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
+    since: SinceQuery = None,
+    limit: Annotated[int | None, Query(description="End after this many items (>= 1).")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
+    ] = None,
+) -> EventSourceResponse:
+    service = _service(request)
+    resume = _parse_id(last_event_id, "Last-Event-ID")
+    start = resume if resume is not None else _parse_id(since, "since")
+    topics = _parse_topics(topic)
+    settings = service.settings
+    return EventSourceResponse(
+        _frames(service, topics, start, _parse_limit(limit)),
+        ping=settings.heartbeat,
+        send_timeout=settings.send_timeout,
+        shutdown_event=service.closing,
+        shutdown_grace_period=settings.shutdown_grace,
+    )
+
+
+async def _frames(
+    service: Service, topics: frozenset[str], since: StreamId | None, limit: int | None
+) -> AsyncIterator[bytes]:
+    """The stream's bytes: each batch of events as one chunk, the first with the retry hint."""
+    # Subscribing here, not in the handler, ties the subscription to this generator's
+    # lifetime: whatever ends the response runs the finally below.
+    subscription = service.backend.subscribe(topics, since, limit)
+    # The hint rides in the first event's block: a block holding only `retry:` is not an
+    # event, yet some clients dispatch it as an empty message.
+    head = retry_field(service.settings.retry_ms)
+    try:
+        while (batch := await subscription.next_batch()) is not None:
+            yield b"".join([head, *[event.frame for event in batch]])
+            head = b""
+    finally:
+        subscription.close()
+
+
+@router.get("/healthz", summary="Service health", response_model=Health)
+async def healthz(request: Request) -> Health:
+    service = _service(request)
+    stats = service.backend.stats()
+    return Health(
+        status="ok",
+        version=__version__,
+        backend=service.backend.name,
+        items=stats.items,
+        bytes=stats.bytes,
+        subscribers=stats.subscribers,
+    )

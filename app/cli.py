@@ -1,0 +1,87 @@
+"""The ``tailcast`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr, ValidationError
+
+from . import __version__
+from .main import create_app
+from .server import build_server
+from .settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(parser, args)
+    parser.print_help()
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tailcast", description="Replay-then-live Server-Sent Events over a TTL cache."
+    )
+    parser.add_argument("--version", action="version", version=f"tailcast {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the service",
+        description="Run the service. Every flag can also be set as TAILCAST_<NAME>.",
+    )
+    for name, field in Settings.model_fields.items():
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.upper(),
+            default=argparse.SUPPRESS,
+            help=f"{field.description} [env TAILCAST_{name.upper()}; default {field.default}]",
+        )
+    return parser
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    given = {name: value for name, value in vars(args).items() if name in Settings.model_fields}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        for error in exc.errors():
+            flag = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-")
+            print(f"tailcast serve: {flag}: {error['msg']}", file=sys.stderr)
+        return 2
+    generated = settings.publish_token is None
+    if generated:
+        settings.publish_token = SecretStr(secrets.token_urlsafe(24))
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
+    _banner(settings, generated)
+    app = create_app(settings)
+    build_server(app, host=settings.host, port=settings.port, log_level=settings.log_level).run()
+    return 0
+
+
+def _banner(settings: Settings, generated: bool) -> None:
+    assert settings.publish_token is not None
+    token = settings.publish_token.get_secret_value()
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"Tailcast {__version__}: {base} (backend: memory)"]
+    if generated:
+        lines += [
+            "Publish token (generated; set TAILCAST_PUBLISH_TOKEN to choose one):",
+            f"    {token}",
+            "Publish:",
+            f"    curl -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\",
+            f'         -d \'{{"key": "k", "data": 1}}\' {base}/items',
+        ]
+    lines += ["Subscribe:", f"    curl -N {base}/stream"]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

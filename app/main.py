@@ -1,0 +1,85 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.requests import Request
+from starlette.responses import Response
+
+from streaming import Backend, MemoryBackend
+
+from . import __version__, problems
+from .api import router
+from .schemas import ItemIn
+from .service import Service
+from .settings import Settings
+
+logger = logging.getLogger("tailcast")
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
+    """Build the service. Without a publish token in ``settings`` one is generated and logged."""
+    settings = settings or Settings()
+    token = settings.publish_token.get_secret_value() if settings.publish_token else None
+    if token is None:
+        token = secrets.token_urlsafe(24)
+        logger.warning("No TAILCAST_PUBLISH_TOKEN set; generated publish token: %s", token)
+    service = Service(settings, backend or MemoryBackend(settings.log_config()), token)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.closing = anyio.Event()
+        await service.backend.start()
+        async with anyio.create_task_group() as tasks:
+            # sse-starlette sets `closing` when it sees the server exit (under plain
+            # uvicorn); end every stream then, not only when `Server.shutdown` runs.
+            tasks.start_soon(_end_streams_when_closing, service)
+            try:
+                yield
+            finally:
+                service.begin_shutdown()
+        await service.backend.aclose()
+
+    app = FastAPI(
+        title="Tailcast",
+        version=__version__,
+        description="Replay-then-live Server-Sent Events over a TTL cache.",
+        lifespan=lifespan,
+    )
+    app.state.tailcast = service
+    app.include_router(router)
+    problems.install(app)
+    app.add_exception_handler(Exception, _internal_error)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _end_streams_when_closing(service: Service) -> None:
+    assert service.closing is not None
+    await service.closing.wait()
+    service.begin_shutdown()
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problems.problem_response(500, "An internal error occurred; it has been logged.")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request model it cannot see (bodies are parsed by hand)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        item_in = ItemIn.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {})["ItemIn"] = item_in
+        app.openapi_schema = schema
+    return app.openapi_schema

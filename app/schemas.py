@@ -1,0 +1,67 @@
+"""Request and response shapes of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from streaming import DEFAULT_TOPIC
+
+NAME_MAX = 256
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must contain only printable characters (no control characters)")
+    return value
+
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX, strict=True),
+    AfterValidator(_printable),
+]
+
+
+class ItemIn(BaseModel):
+    """An item as a producer posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Any = Field(description="Any JSON value.")
+    key: Name | None = Field(None, description="Identity within the topic; defaults to the id.")
+    topic: Name = Field(DEFAULT_TOPIC, description="Topic the item belongs to.")
+    ttl: Annotated[float, Field(strict=True, gt=0)] | None = Field(
+        None, description="Seconds to keep the item; null means the server's default."
+    )
+
+
+class ItemOut(BaseModel):
+    """A stored item, as returned by the API and sent on streams."""
+
+    id: str = Field(description="Stream id '<ms>-<seq>', strictly increasing.")
+    key: str
+    topic: str
+    data: Any
+    created_at: int = Field(description="Unix time in milliseconds.")
+    expires_at: int = Field(description="Unix time in milliseconds.")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    backend: str
+    items: int
+    bytes: int
+    subscribers: int
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None

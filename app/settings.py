@@ -1,0 +1,57 @@
+"""Service settings, from ``TAILCAST_*`` environment variables and `tailcast serve` flags."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streaming import LogConfig
+
+_MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix="TAILCAST_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
+    publish_token: SecretStr | None = Field(
+        None, description="Bearer token producers must send; generated and printed when unset."
+    )
+    max_body_bytes: int = Field(_MIB, ge=1, description="Largest POST /items body, in bytes.")
+    max_batch: int = Field(1000, ge=1, description="Most items in one POST /items array.")
+    cache_max_items: int = Field(100_000, ge=1, description="Most items the cache keeps.")
+    cache_max_bytes: int = Field(
+        256 * _MIB, ge=1, description="Most bytes of encoded items the cache keeps."
+    )
+    ttl_default: float = Field(3600, gt=0, description="ttl of an item posted without one (s).")
+    ttl_min: float = Field(1, gt=0, description="Smallest ttl a producer may ask for (s).")
+    ttl_max: float = Field(7 * 86400, gt=0, description="Largest ttl a producer may ask for (s).")
+    heartbeat: float = Field(15, gt=0, description="Seconds between heartbeat comments.")
+    retry_ms: int = Field(2000, ge=0, description="Reconnect delay hint sent to clients (ms).")
+    send_timeout: float = Field(
+        30, gt=0, description="Seconds a write to one client may block before it is dropped."
+    )
+    shutdown_grace: float = Field(
+        5, ge=0, description="Seconds open streams get to end cleanly at shutdown."
+    )
+    live_buffer_items: int = Field(
+        4096, ge=1, description="Live items a subscriber may lag before catching up from cache."
+    )
+    live_buffer_bytes: int = Field(
+        16 * _MIB, ge=1, description="Byte bound of the shared live buffer."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    def log_config(self) -> LogConfig:
+        """The core's limits, in its units (milliseconds and bytes)."""
+        return LogConfig(
+            max_items=self.cache_max_items,
+            max_bytes=self.cache_max_bytes,
+            ttl_default_ms=round(self.ttl_default * 1000),
+            ttl_max_ms=round(self.ttl_max * 1000),
+            live_buffer_items=self.live_buffer_items,
+            live_buffer_bytes=self.live_buffer_bytes,
+        )

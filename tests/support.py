@@ -1,0 +1,81 @@
+"""Running the real service for tests: uvicorn on a loopback port, in a thread."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.server import Server, build_server
+from app.service import Service
+from app.settings import Settings
+
+TOKEN = "test-publish-token"
+
+
+@dataclass
+class RunningServer:
+    """A started server: its base URL, publish token and in-process state."""
+
+    url: str
+    token: str
+    app: FastAPI
+    server: Server
+    thread: threading.Thread
+
+    @property
+    def service(self) -> Service:
+        service: Service = self.app.state.tailcast
+        return service
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def subscriber_count(self) -> int:
+        return self.service.backend.replica.subscriber_count
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask uvicorn to exit (as a signal would) and wait for the thread to end."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError(f"server did not stop within {timeout} s")
+
+
+def _bind_loopback() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def run_server(**settings: Any) -> Iterator[RunningServer]:
+    """Start a service with ``settings`` overriding the defaults; stop it on exit."""
+    settings.setdefault("publish_token", TOKEN)
+    app = create_app(Settings(**settings))
+    sock = _bind_loopback()
+    port = sock.getsockname()[1]
+    server = build_server(app, host="127.0.0.1", port=port, log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise AssertionError("server did not start")
+        time.sleep(0.01)
+    running = RunningServer(f"http://127.0.0.1:{port}", settings["publish_token"], app, server, thread)
+    try:
+        yield running
+    finally:
+        if thread.is_alive():
+            running.stop()
+        sock.close()
