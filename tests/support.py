@@ -72,7 +72,9 @@ def run_server(**settings: Any) -> Iterator[RunningServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise AssertionError("server did not start")
         time.sleep(0.01)
-    running = RunningServer(f"http://127.0.0.1:{port}", settings["publish_token"], app, server, thread)
+    running = RunningServer(
+        f"http://127.0.0.1:{port}", settings["publish_token"], app, server, thread
+    )
     try:
         yield running
     finally:
