@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

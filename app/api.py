@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from streaming import Draft, InvalidId, Item, StreamId, retry_field
@@ -16,18 +17,23 @@ from streaming import Draft, InvalidId, Item, StreamId, retry_field
 from . import __version__
 from .body import read_json
 from .problems import Problem, describe
-from .schemas import NAME_MAX, Health, ItemIn, ItemOut, ProblemDetails
+from .schemas import NAME_MAX, Health, ItemIn, ItemOut
 from .service import Service
 from .settings import Settings
 
 router = APIRouter()
+logger = logging.getLogger("tailcast")
 
 JSON = "application/json"
-_PROBLEM = {"model": ProblemDetails, "content": {"application/problem+json": {}}}
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+}
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {**_PROBLEM, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {
+        code: {"description": _DESCRIPTIONS[code], "content": _PROBLEM_CONTENT} for code in codes
+    }
 
 
 _DESCRIPTIONS = {
@@ -72,16 +78,12 @@ def _parse_id(value: str | None, name: str) -> StreamId | None:
 
 
 def _parse_topics(topics: list[str]) -> frozenset[str]:
-    for topic in topics:
-        if not 1 <= len(topic) <= NAME_MAX or not topic.isprintable():
+    """The topics asked for; an empty value counts as absent (a cleared filter)."""
+    chosen = frozenset(topic for topic in topics if topic)
+    for topic in chosen:
+        if len(topic) > NAME_MAX or not topic.isprintable():
             raise Problem(400, f"topic {topic!r} is not 1-{NAME_MAX} printable characters.")
-    return frozenset(topics)
-
-
-def _parse_limit(limit: int | None) -> int | None:
-    if limit is not None and limit < 1:
-        raise Problem(400, f"limit must be 1 or more, not {limit}.")
-    return limit
+    return chosen
 
 
 def _authorize(request: Request, token: str) -> None:
@@ -150,6 +152,7 @@ def _drafts(payload: Any, settings: Settings) -> list[Draft]:
     response_model=ItemOut | list[ItemOut],
     responses=_problems(400, 401, 413, 415, 422),
     openapi_extra={
+        "security": [{"publishToken": []}],
         "requestBody": {
             "required": True,
             "content": {
@@ -162,7 +165,7 @@ def _drafts(payload: Any, settings: Settings) -> list[Draft]:
                     }
                 }
             },
-        }
+        },
     },
 )
 async def publish(request: Request) -> Response:
@@ -185,11 +188,9 @@ async def list_items(
     request: Request,
     topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
     since: SinceQuery = None,
-    limit: Annotated[int | None, Query(description="At most this many items (>= 1).")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="At most this many items.")] = None,
 ) -> Response:
-    items = _service(request).backend.items(
-        _parse_topics(topic), _parse_id(since, "since"), _parse_limit(limit)
-    )
+    items = _service(request).backend.items(_parse_topics(topic), _parse_id(since, "since"), limit)
     return _json_response(_json_array(items))
 
 
@@ -204,7 +205,8 @@ async def get_item(
     key: str,
     topic: Annotated[str, Query(description="The item's topic.")] = "default",
 ) -> Response:
-    _parse_topics([topic])
+    if not _parse_topics([topic]):
+        raise Problem(400, "topic must not be empty.")
     item = _service(request).backend.get(topic, key)
     if item is None:
         raise Problem(404, f"No cached item with key {key!r} in topic {topic!r}.")
@@ -228,7 +230,7 @@ async def stream(
     request: Request,
     topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
     since: SinceQuery = None,
-    limit: Annotated[int | None, Query(description="End after this many items (>= 1).")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="End after this many items.")] = None,
     last_event_id: Annotated[
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
@@ -240,12 +242,18 @@ async def stream(
     topics = _parse_topics(topic)
     settings = service.settings
     return EventSourceResponse(
-        _frames(service, topics, start, _parse_limit(limit)),
+        _frames(service, topics, start, limit),
         ping=settings.heartbeat,
+        ping_message_factory=_heartbeat,
+        sep="\n",
         send_timeout=settings.send_timeout,
         shutdown_event=service.closing,
         shutdown_grace_period=settings.shutdown_grace,
     )
+
+
+def _heartbeat() -> ServerSentEvent:
+    return ServerSentEvent(comment="heartbeat")
 
 
 async def _frames(
@@ -255,6 +263,7 @@ async def _frames(
     # Subscribing here, not in the handler, ties the subscription to this generator's
     # lifetime: whatever ends the response runs the finally below.
     subscription = service.backend.subscribe(topics, since, limit)
+    logger.debug("stream opened: topics=%s since=%s limit=%s", sorted(topics), since, limit)
     # The hint rides in the first event's block: a block holding only `retry:` is not an
     # event, yet some clients dispatch it as an empty message.
     head = retry_field(service.settings.retry_ms)
@@ -264,6 +273,7 @@ async def _frames(
             head = b""
     finally:
         subscription.close()
+        logger.debug("stream closed: topics=%s", sorted(topics))
 
 
 @router.get("/healthz", summary="Service health", response_model=Health)

@@ -14,11 +14,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
 from starlette.responses import Response
 
-from streaming import Backend, MemoryBackend
+from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 
 from . import __version__, problems
 from .api import router
-from .schemas import ItemIn
+from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
 
@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.state.tailcast = service
     app.include_router(router)
     problems.install(app)
+    app.add_exception_handler(BackendUnavailable, _backend_unavailable)
+    app.add_exception_handler(BackendClosed, _backend_closed)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -66,6 +68,20 @@ async def _end_streams_when_closing(service: Service) -> None:
     assert service.closing is not None
     await service.closing.wait()
     service.begin_shutdown()
+
+
+async def _backend_unavailable(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BackendUnavailable)
+    retry = max(1, round(exc.retry_after))
+    return problems.problem_response(
+        503, f"{exc} Nothing was stored; retry later.", headers={"Retry-After": str(retry)}
+    )
+
+
+async def _backend_closed(_request: Request, _exc: Exception) -> Response:
+    return problems.problem_response(
+        503, "The service is shutting down; nothing was stored.", headers={"Retry-After": "1"}
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -79,7 +95,24 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        item_in = ItemIn.model_json_schema(ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {}).setdefault("schemas", {})["ItemIn"] = item_in
+        components = schema.setdefault("components", {})
+        for model in (ItemIn, ProblemDetails):
+            components.setdefault("schemas", {})[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        for name in ("HTTPValidationError", "ValidationError"):
+            components["schemas"].pop(name, None)
+        components["securitySchemes"] = {
+            "publishToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The publish token.",
+            }
+        }
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                # FastAPI documents its own 422 for parameters; bad parameters are 400 here.
+                if operation["responses"].get("422", {}).get("description") == "Validation Error":
+                    del operation["responses"]["422"]
         app.openapi_schema = schema
     return app.openapi_schema

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -61,11 +62,16 @@ def install(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
             detail = f"No route for {request.url.path}."
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem_response(exc.status_code, str(detail), headers=exc.headers)
+            # The framework names only the first route matching the path; list them all.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return problem_response(exc.status_code, str(detail), headers=headers)
 
     async def on_validation(_request: Request, exc: Exception) -> Response:
         # Only query, path and header parameters reach here (bodies are parsed by hand):
@@ -77,6 +83,26 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route fully serves at the request's path (RFC 9110's ``Allow``)."""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        # A fresh scope per probe: the request's own carries the framework's routing state.
+        probe = {
+            "type": "http",
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+        }
+        if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 def _error(error: Mapping[str, Any]) -> dict[str, Any]:

@@ -60,8 +60,11 @@ class Health(BaseModel):
 class ProblemDetails(BaseModel):
     """RFC 9457 problem details."""
 
-    type: str = "about:blank"
+    type: str = Field(description="Always 'about:blank': the status says what happened.")
     title: str
     status: int
-    detail: str
-    errors: list[dict[str, Any]] | None = None
+    detail: str = Field(description="What went wrong and what to do about it.")
+    errors: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Present on 400/422 from validation: one entry (loc, msg, type) per error.",
+    )

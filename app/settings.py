@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streaming import LogConfig
@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         16 * _MIB, ge=1, description="Byte bound of the shared live buffer."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("publish_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     def log_config(self) -> LogConfig:
         """The core's limits, in its units (milliseconds and bytes)."""

@@ -10,7 +10,7 @@ from .ids import IdGenerator, StreamId
 from .item import DEFAULT_TOPIC, Draft, Item
 from .merge import Event, Subscription
 from .replica import Replica
-from .sse import Live, Reset, ResetReason, comment_frame, retry_field
+from .sse import Live, Reset, ResetReason, retry_field
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -36,7 +36,6 @@ __all__ = [
     "StreamId",
     "Subscription",
     "TailcastError",
-    "comment_frame",
     "retry_field",
     "wall_clock_ms",
 ]

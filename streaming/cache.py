@@ -65,20 +65,24 @@ class ItemCache:
     def add(self, item: Item) -> None:
         """Store ``item``, replacing an older item of the same (topic, key) without a loss."""
         key = (item.topic, item.key)
-        old = self._store.peek(key)
-        if old is not None:
-            del self._store[key]
-            self._unindex(old)
-        if item.size > self._max_bytes:
-            self._losses.record(item.topic, Loss(item.id, "evicted"))
-            return
-        while len(self._store) >= self._max_items:
-            self._store.popitem()
-        self._store[key] = item
-        if key in self._store:
-            self._index(item)
-        else:  # already expired on arrival (a slow replica loading old entries)
-            self._losses.record(item.topic, Loss(item.id, "expired"))
+        # One clock reading for the whole update: a clock crossing into a new millisecond
+        # mid-way could otherwise expire an item between two steps (its index then drifts).
+        with self._store.timer as now:
+            old = self._store.peek(key)
+            if old is not None:
+                del self._store[key]
+                self._unindex(old)
+            if item.size > self._max_bytes:
+                self._losses.record(item.topic, Loss(item.id, "evicted"))
+                return
+            if not now < item.expires_at:
+                # Expired on arrival (a slow replica loading old entries): it evicts nothing.
+                self._losses.record(item.topic, Loss(item.id, "expired"))
+                return
+            while len(self._store) >= self._max_items:
+                self._store.popitem()
+            self._store[key] = item
+        self._index(item)
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""
@@ -190,7 +194,8 @@ class _LossLog:
         self._folded: Loss | None = None
 
     def record(self, topic: str, loss: Loss) -> None:
-        current = self._by_topic.pop(topic, None)
+        # A topic folded out earlier is still covered by the folded watermark.
+        current = self._by_topic.pop(topic, self._folded)
         self._by_topic[topic] = _newer(current, loss)
         self._newest = _newer(self._newest, loss)
         if len(self._by_topic) > self._max_topics:

@@ -9,6 +9,7 @@ when items it needed have left the cache.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ Event = Item | Reset | Live
 """What a subscription delivers; every event has its SSE ``frame`` ready to send."""
 
 _ORIGIN = StreamId(0, 0)
+
+logger = logging.getLogger("tailcast.subscription")
 
 
 class Subscription:
@@ -40,9 +43,12 @@ class Subscription:
         self._remaining = limit
         self._last_sent = since
         self._closed = False
+        # Snapshot (which expires the cache) before looking for losses: an item expiring in
+        # between is then either in the snapshot or announced by the reset, never neither.
+        items, cutoff, self._cursor = replica.snapshot(since, topics)
         reset = self._check_since(since)
-        after = None if reset is not None and reset.reason == "unknown_id" else since
-        items, cutoff, self._cursor = replica.snapshot(after, topics)
+        if reset is not None and reset.reason == "unknown_id":
+            items = replica.cache.after(None, topics)  # an id we never issued: replay all
         # Everything on our topics up to here is accounted for (sent, or announced lost).
         self._position = cutoff or _ORIGIN
         self._pending: list[Event] = [reset] if reset is not None else []
@@ -108,7 +114,6 @@ class Subscription:
         if since is None:
             return None
         replica = self._replica
-        replica.cache.expire()
         oldest = replica.cache.oldest(self._topics)
         if since < replica.floor:
             return Reset("restarted", since, oldest)
@@ -126,6 +131,13 @@ class Subscription:
         if loss is not None:
             oldest = replica.cache.oldest(self._topics)
             pending.append(Reset(loss.reason, self._last_sent, oldest))
+            logger.info(
+                "slow subscriber overrun; items it needed were %s: reset after %s",
+                loss.reason,
+                self._last_sent,
+            )
+        else:
+            logger.debug("slow subscriber overrun; catching up %d items from cache", len(items))
         pending += items
         self._pending, self._pending_at = pending, 0
         self._position = cutoff or _ORIGIN

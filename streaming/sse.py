@@ -1,4 +1,4 @@
-"""SSE frames other than items: control events, the retry hint and comments.
+"""SSE frames other than items: control events and the retry hint.
 
 Frames are bytes with ``\\n`` line endings; items carry their own (see `Item.frame`).
 """
@@ -51,8 +51,3 @@ class Live:
 def retry_field(milliseconds: int) -> bytes:
     """The reconnection-delay hint: one field line, to precede the first event's lines."""
     return b"retry: %d\n" % milliseconds
-
-
-def comment_frame(text: str) -> bytes:
-    """A comment line, ignored by clients: used as a heartbeat."""
-    return b": " + text.replace("\n", " ").replace("\r", " ").encode() + b"\n\n"
