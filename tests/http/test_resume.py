@@ -1,0 +1,222 @@
+"""Resuming a stream: `Last-Event-ID` (or `since`) continues exactly after that id, and an
+in-band `reset` says so when items the client needed are gone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from tests.http.helpers import Event, events, item_ids, publish, publish_many, take, until_live
+from tests.support import RunningServer, run_server
+
+FUTURE_ID = "99999999999999-0"
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        yield client
+
+
+def _replay(
+    client: httpx.Client,
+    *,
+    last_event_id: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[list[Event], Event]:
+    """The events a new stream sends before `live`, and the `live` event."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    with connect_sse(client, "GET", "/stream", headers=headers, params=params) as source:
+        return until_live(events(source.iter_sse()))
+
+
+def test_reconnect_with_last_event_id_resumes_exactly_after_it(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    first = [item["id"] for item in publish_many(client, server.auth, 5)]
+    with connect_sse(client, "GET", "/stream") as source:
+        stream = events(source.iter_sse())
+        seen = take(stream, 3)
+    last_seen = seen[-1].id
+    assert item_ids(seen) == first[:3]
+    # Published while the client was away:
+    more = [item["id"] for item in publish_many(client, server.auth, 4)]
+
+    with connect_sse(client, "GET", "/stream", headers={"Last-Event-ID": last_seen}) as source:
+        stream = events(source.iter_sse())
+        replayed, live = until_live(stream)
+        assert [e.event for e in replayed] == ["item"] * 6  # no reset: nothing was lost
+        assert item_ids(replayed) == first[3:] + more
+        assert live.data == {"cutoff": more[-1]}
+        posted = publish(client, server.auth, {"data": "live"})
+        assert take(stream, 1)[0].id == posted["id"]
+
+
+def test_since_resumes_exactly_after_it(server: RunningServer, client: httpx.Client) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 5)]
+    replayed, _ = _replay(client, params={"since": ids[1]})
+    assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[2:]]
+
+
+def test_last_event_id_wins_over_since(server: RunningServer, client: httpx.Client) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 6)]
+    replayed, _ = _replay(client, last_event_id=ids[1], params={"since": ids[3]})
+    assert item_ids(replayed) == ids[2:]
+
+
+def test_empty_since_counts_as_absent(server: RunningServer, client: httpx.Client) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 3)]
+    replayed, _ = _replay(client, params={"since": ""})
+    assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids]
+
+
+def test_empty_last_event_id_counts_as_absent(server: RunningServer, client: httpx.Client) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 4)]
+    assert _replay(client, last_event_id="")[0] == _replay(client)[0]
+    # Absent, so `since` applies.
+    replayed, _ = _replay(client, last_event_id="", params={"since": ids[1]})
+    assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[2:]]
+
+
+def test_resuming_from_a_cached_id_sends_no_reset(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 9)]
+    replayed, _ = _replay(client, last_event_id=ids[4])
+    assert [e.event for e in replayed] == ["item"] * 4
+    assert item_ids(replayed) == ids[5:]
+
+
+def test_resuming_from_the_newest_id_replays_nothing(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 3)]
+    replayed, live = _replay(client, last_event_id=ids[-1])
+    assert replayed == []
+    assert live.data == {"cutoff": ids[-1]}
+
+
+def test_resuming_past_a_replaced_item_sends_no_reset(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    # Replacing a key's item is not a loss: the newer item is what the client needs.
+    start = publish(client, server.auth, {"key": "start", "data": 0})
+    publish(client, server.auth, {"key": "k", "data": 1})
+    newer = publish(client, server.auth, {"key": "k", "data": 2})
+    replayed, _ = _replay(client, last_event_id=start["id"])
+    assert [(e.event, e.id) for e in replayed] == [("item", newer["id"])]
+
+
+def test_resuming_after_a_restart_sends_reset_restarted() -> None:
+    with run_server() as old, httpx.Client(base_url=old.url, timeout=5) as client:
+        issued = [item["id"] for item in publish_many(client, old.auth, 3)]
+
+    with run_server() as new, httpx.Client(base_url=new.url, timeout=5) as client:
+        fresh = publish(client, new.auth, {"data": "after restart"})
+        replayed, live = _replay(client, last_event_id=issued[1])
+        reset, *rest = replayed
+        assert reset.event == "reset"
+        assert reset.data == {"reason": "restarted", "requested": issued[1], "oldest": fresh["id"]}
+        # Then everything the new server has cached.
+        assert [(e.event, e.id) for e in rest] == [("item", fresh["id"])]
+        assert live.data == {"cutoff": fresh["id"]}
+
+
+def test_resuming_after_a_restart_with_nothing_cached_sends_reset_then_live() -> None:
+    with run_server() as old, httpx.Client(base_url=old.url, timeout=5) as client:
+        issued = publish(client, old.auth, {"data": 1})["id"]
+
+    with run_server() as new, httpx.Client(base_url=new.url, timeout=5) as client:
+        replayed, live = _replay(client, last_event_id=issued)
+        assert [(e.event, e.data) for e in replayed] == [
+            ("reset", {"reason": "restarted", "requested": issued, "oldest": None})
+        ]
+        assert live.data == {"cutoff": None}
+
+
+def test_resuming_from_an_id_never_issued_sends_reset_then_everything_cached(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    ids = [item["id"] for item in publish_many(client, server.auth, 3)]
+    replayed, live = _replay(client, last_event_id=FUTURE_ID)
+    reset, *rest = replayed
+    assert reset.event == "reset"
+    assert reset.data == {"reason": "unknown_id", "requested": FUTURE_ID, "oldest": ids[0]}
+    assert [(e.event, e.id) for e in rest] == [("item", i) for i in ids]
+    assert live.data == {"cutoff": ids[-1]}
+
+
+def test_resuming_from_before_an_expired_item_sends_reset_expired() -> None:
+    with run_server(ttl_min=0.05) as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        before = publish(client, server.auth, {"key": "before", "data": 0})
+        short = publish(client, server.auth, {"key": "short", "data": 1, "ttl": 0.1})
+        after = publish(client, server.auth, {"key": "after", "data": 2})
+        _wait_until_gone(client, short)
+
+        replayed, live = _replay(client, last_event_id=before["id"])
+        reset, *rest = replayed
+        assert reset.event == "reset"
+        assert reset.data == {
+            "reason": "expired",
+            "requested": before["id"],
+            "oldest": before["id"],
+        }
+        assert [(e.event, e.id) for e in rest] == [("item", after["id"])]
+        assert live.data == {"cutoff": after["id"]}
+
+
+def test_resuming_from_after_an_expired_item_sends_no_reset() -> None:
+    with run_server(ttl_min=0.05) as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        short = publish(client, server.auth, {"key": "short", "data": 1, "ttl": 0.1})
+        after = publish(client, server.auth, {"key": "after", "data": 2})
+        latest = publish(client, server.auth, {"key": "latest", "data": 3})
+        _wait_until_gone(client, short)
+
+        replayed, _ = _replay(client, last_event_id=after["id"])
+        assert [(e.event, e.id) for e in replayed] == [("item", latest["id"])]
+
+
+def test_resuming_from_before_an_evicted_item_sends_reset_evicted() -> None:
+    with (
+        run_server(cache_max_items=3) as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+    ):
+        ids = [item["id"] for item in publish_many(client, server.auth, 5)]
+        # The cache holds the newest three; ids[0] and ids[1] were evicted.
+        replayed, _ = _replay(client, last_event_id=ids[0])
+        reset, *rest = replayed
+        assert reset.event == "reset"
+        assert reset.data == {"reason": "evicted", "requested": ids[0], "oldest": ids[2]}
+        assert item_ids(rest) == ids[2:]
+
+
+def test_losses_on_other_topics_do_not_reset_a_filtered_stream() -> None:
+    with (
+        run_server(cache_max_items=3) as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+    ):
+        b = publish(client, server.auth, [{"topic": "b", "data": n} for n in range(2)])
+        a = publish(client, server.auth, [{"topic": "a", "data": n} for n in range(3)])
+        # Both "b" items were evicted; nothing on "a" was lost.
+        replayed, _ = _replay(client, last_event_id=b[0]["id"], params={"topic": "a"})
+        assert [(e.event, e.id) for e in replayed] == [("item", item["id"]) for item in a]
+
+
+def test_topic_filter_applies_to_resumed_streams(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    items = publish(client, server.auth, [{"topic": t, "data": n} for n, t in enumerate("abab")])
+    replayed, _ = _replay(client, last_event_id=items[0]["id"], params={"topic": "a"})
+    assert [(e.event, e.id) for e in replayed] == [("item", items[2]["id"])]
+
+
+def _wait_until_gone(client: httpx.Client, item: dict[str, Any], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get(f"/items/{item['key']}").status_code != 404:
+        assert time.monotonic() < deadline, f"{item['key']} did not expire within {timeout} s"
+        time.sleep(0.02)
