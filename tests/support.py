@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -41,6 +42,15 @@ class RunningServer:
 
     def subscriber_count(self) -> int:
         return self.service.backend.replica.subscriber_count
+
+    def task_count(self) -> int:
+        """How many asyncio tasks the server's event loop has, counted inside that loop."""
+        loop = self.server.servers[0].get_loop()
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # less this counting task
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(timeout=5)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask uvicorn to exit (as a signal would) and wait for the thread to end."""

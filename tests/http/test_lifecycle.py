@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
@@ -73,6 +74,28 @@ def test_disconnected_client_releases_its_subscription(
         assert server.subscriber_count() == 1
     assert _eventually(lambda: server.subscriber_count() == 0), "subscription not released"
     assert client.get("/healthz").json()["subscribers"] == 0
+
+
+def test_closed_streams_leave_no_task_behind(server: RunningServer) -> None:
+    # The first stream starts sse-starlette's one shutdown watcher for the whole loop.
+    with (
+        httpx.Client(base_url=server.url, timeout=5) as client,
+        connect_sse(client, "GET", "/stream") as first,
+    ):
+        until_live(events(first.iter_sse()))
+    assert _eventually(lambda: server.subscriber_count() == 0)
+    idle = server.task_count()
+    with httpx.Client(base_url=server.url, timeout=5) as client, ExitStack() as open_streams:
+        sources = [
+            open_streams.enter_context(connect_sse(client, "GET", "/stream")) for _ in range(10)
+        ]
+        streams = [events(source.iter_sse()) for source in sources]
+        for stream in streams:
+            until_live(stream)
+        assert server.subscriber_count() == 10
+        assert server.task_count() > idle
+    assert _eventually(lambda: server.subscriber_count() == 0), "subscriptions not released"
+    assert _eventually(lambda: server.task_count() == idle), "tasks outlived their streams"
 
 
 def test_client_leaving_mid_replay_releases_its_subscription(
