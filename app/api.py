@@ -43,6 +43,7 @@ _DESCRIPTIONS = {
     413: "The body is over the size limit.",
     415: "The body is not JSON.",
     422: "The body is JSON but not a valid item or batch.",
+    503: "Nothing was stored: shutting down, or the backend cannot take writes; see Retry-After.",
 }
 
 TopicQuery = Annotated[
@@ -150,7 +151,7 @@ def _drafts(payload: Any, settings: Settings) -> list[Draft]:
     status_code=201,
     summary="Publish one item or a batch",
     response_model=ItemOut | list[ItemOut],
-    responses=_problems(400, 401, 413, 415, 422),
+    responses=_problems(400, 401, 413, 415, 422, 503),
     openapi_extra={
         "security": [{"publishToken": []}],
         "requestBody": {

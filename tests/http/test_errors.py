@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -285,3 +286,22 @@ def test_wrong_method_is_405_with_every_allowed_method(
     response = client.request(method, path)
     assert_problem(response, 405)
     assert response.headers["allow"] == allowed
+
+
+def test_publish_during_shutdown_is_503_with_retry_after() -> None:
+    with run_server() as server, httpx.Client(base_url=server.url, timeout=5) as client:
+        loop = server.server.servers[0].get_loop()
+        loop.call_soon_threadsafe(server.service.begin_shutdown)
+        assert _eventually_closed(server)
+        response = client.post("/items", json={"data": 1}, headers=server.auth)
+        assert_problem(response, 503)
+        assert int(response.headers["retry-after"]) >= 1
+
+
+def _eventually_closed(server: RunningServer) -> bool:
+    deadline = time.monotonic() + 5
+    while not server.service.backend.replica.broadcast.closed:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
