@@ -277,12 +277,20 @@ async def _frames(
         logger.debug("stream closed: topics=%s", sorted(topics))
 
 
-@router.get("/healthz", summary="Service health", response_model=Health)
-async def healthz(request: Request) -> Health:
+@router.get(
+    "/healthz",
+    summary="Service health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Degraded: the backend takes no writes."}},
+)
+async def healthz(request: Request, response: Response) -> Health:
     service = _service(request)
     stats = service.backend.stats()
+    healthy = service.backend.healthy
+    if not healthy:
+        response.status_code = 503
     return Health(
-        status="ok",
+        status="ok" if healthy else "degraded",
         version=__version__,
         backend=service.backend.name,
         items=stats.items,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import secrets
 import sys
 from collections.abc import Sequence
 
+import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from . import __version__
@@ -56,21 +59,50 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             flag = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-")
             print(f"tailcast serve: {flag}: {error['msg']}", file=sys.stderr)
         return 2
+    if settings.workers > 1 and settings.backend == "memory":
+        print(
+            "tailcast serve: --workers > 1 needs a shared log: each worker's in-memory cache "
+            "would diverge. Use --backend redis://... (see README, 'Several instances').",
+            file=sys.stderr,
+        )
+        return 2
     generated = settings.publish_token is None
     if generated:
         settings.publish_token = SecretStr(secrets.token_urlsafe(24))
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     _banner(settings, generated)
+    if settings.workers > 1:
+        _serve_workers(settings, given)
+        return 0
     app = create_app(settings)
     build_server(app, host=settings.host, port=settings.port, log_level=settings.log_level).run()
     return 0
+
+
+def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
+    """Run uvicorn's process manager; workers build the app from the environment."""
+    assert settings.publish_token is not None
+    for name, value in given.items():
+        os.environ[f"TAILCAST_{name.upper()}"] = str(value)
+    os.environ["TAILCAST_PUBLISH_TOKEN"] = settings.publish_token.get_secret_value()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace) + 1,
+    )
 
 
 def _banner(settings: Settings, generated: bool) -> None:
     assert settings.publish_token is not None
     token = settings.publish_token.get_secret_value()
     base = f"http://{settings.host}:{settings.port}"
-    lines = [f"Tailcast {__version__}: {base} (backend: memory)"]
+    backend = "memory" if settings.backend == "memory" else "redis"
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    lines = [f"Tailcast {__version__}: {base} (backend: {backend}{workers})"]
     if generated:
         lines += [
             "Publish token (generated; set TAILCAST_PUBLISH_TOKEN to choose one):",

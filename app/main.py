@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
+from streaming.backends.redis import RedisBackend, connector
 
 from . import __version__, problems
 from .api import router
@@ -32,13 +33,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     if token is None:
         token = secrets.token_urlsafe(24)
         logger.warning("No TAILCAST_PUBLISH_TOKEN set; generated publish token: %s", token)
-    service = Service(settings, backend or MemoryBackend(settings.log_config()), token)
+    service = Service(settings, backend or make_backend(settings), token)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         service.closing = anyio.Event()
-        await service.backend.start()
-        async with anyio.create_task_group() as tasks:
+        async with service.backend, anyio.create_task_group() as tasks:
             # sse-starlette sets `closing` when it sees the server exit (under plain
             # uvicorn); end every stream then, not only when `Server.shutdown` runs.
             tasks.start_soon(_end_streams_when_closing, service)
@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 yield
             finally:
                 service.begin_shutdown()
-        await service.backend.aclose()
 
     app = FastAPI(
         title="Tailcast",
@@ -62,6 +61,19 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend ``settings.backend`` names."""
+    if settings.backend == "memory":
+        return MemoryBackend(settings.log_config())
+    return RedisBackend(
+        connector(settings.backend),
+        settings.log_config(),
+        prefix=settings.redis_prefix,
+        max_len=settings.redis_max_len,
+        wait_replicas=settings.redis_wait_replicas,
+    )
 
 
 async def _end_streams_when_closing(service: Service) -> None:

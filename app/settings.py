@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streaming import LogConfig
 
 _MIB = 1024 * 1024
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://")
 
 
 class Settings(BaseSettings):
@@ -44,6 +45,28 @@ class Settings(BaseSettings):
         16 * _MIB, ge=1, description="Byte bound of the shared live buffer."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    backend: str = Field(
+        "memory",
+        description="'memory', or a Redis URL: redis://host:port/db, rediss://..., "
+        "redis+sentinel://host:port[,host:port]/master/db.",
+    )
+    workers: int = Field(
+        1, ge=1, description="Worker processes (more than 1 needs the Redis backend)."
+    )
+    redis_prefix: str = Field("tailcast", description="Prefix of the Redis keys (one log each).")
+    redis_max_len: int = Field(
+        1_000_000, ge=1, description="Most entries the Redis Stream retains (MAXLEN ~)."
+    )
+    redis_wait_replicas: int = Field(
+        0, ge=0, description="Replicas that must confirm a write before 201 (Redis WAIT)."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(_REDIS_SCHEMES):
+            raise ValueError(f"must be 'memory' or a URL starting with {', '.join(_REDIS_SCHEMES)}")
+        return value
 
     @field_validator("publish_token", mode="before")
     @classmethod

@@ -49,6 +49,7 @@ class ItemCache:
     ) -> None:
         self._max_items = max_items
         self._max_bytes = max_bytes
+        self._clock = clock
         self._store = _ExpiringStore(max_bytes, clock, self._lose)
         self._by_id: SortedDict = SortedDict()
         self._by_topic: dict[str, SortedDict] = {}
@@ -83,6 +84,12 @@ class ItemCache:
                 self._store.popitem()
             self._store[key] = item
         self._index(item)
+
+    def clear(self) -> None:
+        """Forget every item (the log they came from is gone); not recorded as losses."""
+        self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
+        self._by_id = SortedDict()
+        self._by_topic = {}
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""

@@ -46,6 +46,20 @@ class Replica:
         self.last_id = items[-1].id
         self.broadcast.publish(items)
 
+    def load(self, items: Sequence[Item]) -> None:
+        """Cache ``items`` without broadcasting them (history every subscriber is past)."""
+        for item in items:
+            self.cache.add(item)
+        if items and (self.last_id is None or items[-1].id > self.last_id):
+            self.last_id = items[-1].id
+
+    def start_epoch(self, floor: StreamId) -> None:
+        """The log lost history: forget the cache and vouch only for ids from ``floor`` on."""
+        self.cache.clear()
+        self.floor = floor
+        if self.last_id is None or floor > self.last_id:
+            self.last_id = floor
+
     def subscribe(
         self,
         topics: Collection[str] = (),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import abc
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
 
 from ..broadcast import Broadcast
 from ..cache import ItemCache
@@ -42,8 +44,22 @@ class Backend(abc.ABC):
             replay_batch=config.replay_batch,
         )
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Prepare to serve (connect, load history). The default has nothing to do."""
+    @property
+    def healthy(self) -> bool:
+        """Whether the backend can take writes now."""
+        return True
+
+    async def __aenter__(self) -> Self:
+        """Start serving (connect, load history, start readers)."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     @abc.abstractmethod
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:

@@ -1,0 +1,312 @@
+"""A log shared by many processes through one Redis Stream.
+
+Every publish is an ``XADD`` (a batch is one Lua script, so its ids are consecutive and
+nothing interleaves); Redis assigns the ids, so every instance sees the same ones. Each
+process runs one tail loop (``XREAD BLOCK`` on a connection of its own) that feeds the
+local `Replica`, so replay, merge and slow-subscriber handling are the core's.
+
+History can be lost (a flush, a restart without persistence, a failover to a replica
+that lacked recent writes). The log is organised in epochs: an epoch starts with a
+marker entry whose id is stored under ``<prefix>:epoch``, past every id any instance
+saw. Publishing checks the epoch atomically; an instance that finds it gone or the
+stream behind what it saw starts a new one, and every tail that reads a new marker
+reloads its cache and raises its floor, so resuming from a lost id yields a ``reset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import orjson
+from anyio.abc import TaskGroup
+from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ..clock import Clock, wall_clock_ms
+from ..config import LogConfig
+from ..errors import BackendUnavailable
+from ..ids import StreamId
+from ..item import Draft, Item
+from . import _scripts
+from .base import Backend
+
+logger = logging.getLogger("tailcast.redis")
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_LOAD_PAGE = 10_000
+_TAIL_COUNT = 1_000
+_CATCH_UP_WAIT = 2.0  # seconds a publish waits for its items to reach the local cache
+
+
+class RedisBackend(Backend):
+    """The Redis Streams backend. Use as ``async with``: it owns a tail task."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        connect: Callable[..., Redis],
+        config: LogConfig | None = None,
+        clock: Clock = wall_clock_ms,
+        *,
+        prefix: str = "tailcast",
+        block_ms: int = 5_000,
+        max_len: int = 1_000_000,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1_000,
+    ) -> None:
+        super().__init__(config or LogConfig(), clock, StreamId(0, 0))
+        self._connect = connect
+        self._stream = f"{prefix}:log"
+        self._epoch_key = f"{prefix}:epoch"
+        self._block_ms = block_ms
+        self._max_len = max_len
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
+        self._epoch: str | None = None
+        self._commands: Redis | None = None
+        self._tail_client: Redis | None = None
+        self._tasks: TaskGroup | None = None
+        self._healthy = False
+        self._advanced: anyio.Event | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the last exchange with Redis succeeded."""
+        return self._healthy
+
+    async def __aenter__(self) -> Self:
+        self._commands = self._connect(socket_timeout=5, socket_connect_timeout=2, retry=_retry())
+        # The tail blocks for `block_ms`: its socket timeout must be longer, or every
+        # idle read would time out.
+        self._tail_client = self._connect(
+            socket_timeout=self._block_ms / 1000 + 5,
+            socket_connect_timeout=2,
+            single_connection_client=True,
+            retry=Retry(ExponentialBackoff(), 0),
+        )
+        self._publish_script = self._commands.register_script(_scripts.PUBLISH)
+        self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
+        await self._sync_epoch()
+        await self._load()
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._tail)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.replica.close()
+        try:
+            if self._tasks is not None:
+                self._tasks.cancel_scope.cancel()
+                await self._tasks.__aexit__(exc_type, exc, tb)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for client in (self._tail_client, self._commands):
+                    if client is not None:
+                        await client.aclose()
+
+    async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
+        payloads = [_encode(draft, self.config.ttl_ms(draft.ttl_ms)) for draft in drafts]
+        ids = await self._write(payloads)
+        items = [
+            _item(StreamId.parse(id), payload) for id, payload in zip(ids, payloads, strict=True)
+        ]
+        await self._caught_up(items[-1].id)
+        return items
+
+    async def _write(self, payloads: list[bytes]) -> list[str]:
+        commands = self._require(self._commands)
+        min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
+        for attempt in range(2):
+            try:
+                ids = await self._publish_script(
+                    keys=[self._stream, self._epoch_key],
+                    args=[self._epoch or "", min_id, self._max_len, *payloads],
+                )
+                if self._wait_replicas:
+                    acked = await commands.wait(self._wait_replicas, self._wait_timeout_ms)
+                    if acked < self._wait_replicas:
+                        raise BackendUnavailable(
+                            f"Redis replicated the write to {acked} of "
+                            f"{self._wait_replicas} replicas in time; it may be lost."
+                        )
+                self._healthy = True
+                return [_text(id) for id in ids]
+            except ResponseError as exc:
+                if not str(exc).startswith("EPOCH") or attempt:
+                    raise
+                await self._sync_epoch()
+            except _UNREACHABLE as exc:
+                self._healthy = False
+                raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _caught_up(self, id: StreamId) -> None:
+        """Wait (briefly) until the tail has applied ``id``: read-your-writes locally."""
+        with anyio.move_on_after(_CATCH_UP_WAIT):
+            while self.replica.last_id is None or self.replica.last_id < id:
+                if self._advanced is None:
+                    self._advanced = anyio.Event()
+                await self._advanced.wait()
+
+    async def _sync_epoch(self) -> None:
+        """Make sure the log has an epoch we know of, starting one if history was lost."""
+        seen = str(self.replica.last_id or StreamId(0, 0))
+        try:
+            epoch, started = await self._ensure_script(
+                keys=[self._stream, self._epoch_key], args=[seen]
+            )
+        except _UNREACHABLE as exc:
+            self._healthy = False
+            raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
+        self._healthy = True
+        epoch = _text(epoch)
+        if started:
+            logger.warning("the Redis log lost its history; started epoch %s", epoch)
+        if self._epoch is None:
+            self._epoch = epoch
+            self.replica.floor = StreamId.parse(epoch)
+        elif epoch != self._epoch:
+            await self._new_epoch(epoch)
+
+    async def _load(self) -> None:
+        """Fill the cache with what the stream retains. Entries up to the replica's last id
+        are only cached (subscribers are past them); later ones are applied as live."""
+        commands = self._require(self._commands)
+        start = "-"
+        while True:
+            entries: Any = await commands.xrange(self._stream, start, "+", count=_LOAD_PAGE)
+            items = self._items(entries)
+            last = self.replica.last_id
+            seen = [item for item in items if last is not None and item.id <= last]
+            self.replica.load(seen)
+            self.replica.apply(items[len(seen) :])
+            if len(entries) < _LOAD_PAGE:
+                return
+            start = "(" + _text(entries[-1][0])
+
+    async def _tail(self) -> None:
+        """The one reader of the stream in this process: apply new entries in id order."""
+        client = self._require(self._tail_client)
+        failures = 0
+        while True:
+            after = str(self.replica.last_id or StreamId(0, 0))
+            try:
+                response: Any = await client.xread(
+                    {self._stream: after}, count=_TAIL_COUNT, block=self._block_ms
+                )
+                if failures:
+                    await self._sync_epoch()
+                    logger.info("tail reconnected to Redis; resuming after %s", after)
+                failures = 0
+                self._healthy = True
+            except (*_UNREACHABLE, BackendUnavailable) as exc:
+                failures += 1
+                self._healthy = False
+                delay = min(5.0, 0.1 * 2**failures) * random.uniform(0.5, 1.0)
+                logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
+                await anyio.sleep(delay)
+                continue
+            for _stream, entries in response or ():
+                await self._apply(entries)
+
+    async def _apply(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> None:
+        batch: list[Item] = []
+        for raw_id, fields in entries:
+            if b"epoch" in fields:
+                self.replica.apply(batch)
+                batch = []
+                await self._new_epoch(_text(raw_id))
+            else:
+                batch.append(_item(StreamId.parse(_text(raw_id)), fields[b"d"]))
+        self.replica.apply(batch)
+        self._wake()
+
+    async def _new_epoch(self, marker: str) -> None:
+        if marker == self._epoch:
+            return
+        logger.warning("the Redis log started epoch %s; reloading the cache", marker)
+        self._epoch = marker
+        self.replica.start_epoch(StreamId.parse(marker))
+        await self._load()
+        self._wake()
+
+    def _items(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[Item]:
+        return [
+            _item(StreamId.parse(_text(raw_id)), fields[b"d"])
+            for raw_id, fields in entries
+            if b"d" in fields
+        ]
+
+    def _wake(self) -> None:
+        if self._advanced is not None:
+            self._advanced.set()
+            self._advanced = None
+
+    @staticmethod
+    def _require(client: Redis | None) -> Redis:
+        if client is None:
+            raise RuntimeError("use the backend inside 'async with'")
+        return client
+
+
+def connector(url: str) -> Callable[..., Redis]:
+    """Connection factory for ``redis://``, ``rediss://`` and ``redis+sentinel://`` URLs.
+
+    Sentinel URLs name sentinels, the master and the db:
+    ``redis+sentinel://host1:26379,host2:26379/<master-name>/<db>``.
+    """
+    if not url.startswith("redis+sentinel://"):
+        return lambda **options: Redis.from_url(url, **options)
+    hosts, _, path = url.removeprefix("redis+sentinel://").partition("/")
+    master, _, db = path.partition("/")
+    if not hosts or not master:
+        raise ValueError(f"{url!r}: expected redis+sentinel://host:port[,host:port]/master[/db]")
+    sentinels = [_host_port(part) for part in hosts.split(",")]
+
+    def connect(**options: Any) -> Redis:
+        sentinel = Sentinel(sentinels, socket_timeout=2, socket_connect_timeout=2)  # type: ignore[no-untyped-call]
+        client: Redis = sentinel.master_for(master, db=int(db or 0), **options)
+        return client
+
+    return connect
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return (host or text, int(port) if host else 26379)
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode(draft: Draft, ttl_ms: int) -> bytes:
+    return orjson.dumps({"key": draft.key, "topic": draft.topic, "data": draft.data, "ttl": ttl_ms})
+
+
+def _item(id: StreamId, payload: bytes) -> Item:
+    """An item as every instance builds it: times come from the id, Redis's clock."""
+    fields = orjson.loads(payload)
+    draft = Draft(fields["data"], fields["key"], fields["topic"], fields["ttl"])
+    return Item.create(id, draft, created_at=id.ms, expires_at=id.ms + fields["ttl"])
