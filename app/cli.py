@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import SecretStr, ValidationError
 
-from . import __version__
+from . import __version__, publish, tail
 from .main import create_app
 from .server import build_server
 from .settings import Settings
@@ -24,6 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(parser, args)
+    if hasattr(args, "handler"):  # the client commands: tail, publish
+        status: int = args.handler(args)
+        return status
     parser.print_help()
     return 2
 
@@ -47,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help=f"{field.description} [env TAILCAST_{name.upper()}; default {field.default}]",
         )
+    tail.add_parser(commands)
+    publish.add_parser(commands)
     return parser
 
 

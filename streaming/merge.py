@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 
 from .ids import StreamId
 from .item import Item
-from .sse import Live, Reset
+from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
     from .replica import Replica
 
+_ORIGIN = StreamId(0, 0)
+
 Event = Item | Reset | Live
 """What a subscription delivers; every event has its SSE ``frame`` ready to send."""
-
-_ORIGIN = StreamId(0, 0)
 
 logger = logging.getLogger("tailcast.subscription")
 
@@ -51,6 +51,7 @@ class Subscription:
             items = replica.cache.after(None, topics)  # an id we never issued: replay all
         # Everything on our topics up to here is accounted for (sent, or announced lost).
         self._position = cutoff or _ORIGIN
+        self._floor = replica.floor
         self._pending: list[Event] = [reset] if reset is not None else []
         self._pending += items
         self._pending.append(Live(cutoff))
@@ -127,13 +128,18 @@ class Subscription:
         replica = self._replica
         items, cutoff, self._cursor = replica.snapshot(self._position, self._topics)
         loss = replica.cache.loss_after(self._position, self._topics)
+        reason: ResetReason | None = None if loss is None else loss.reason
+        if self._floor < replica.floor and self._position < replica.floor:
+            # The log lost history (a new epoch began) somewhere past our position.
+            reason = "restarted"
+        self._floor = replica.floor
         pending: list[Event] = []
-        if loss is not None:
+        if reason is not None:
             oldest = replica.cache.oldest(self._topics)
-            pending.append(Reset(loss.reason, self._last_sent, oldest))
+            pending.append(Reset(reason, self._last_sent, oldest))
             logger.info(
                 "slow subscriber overrun; items it needed were %s: reset after %s",
-                loss.reason,
+                reason,
                 self._last_sent,
             )
         else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sse_starlette.sse import AppStatus
 
+from tests.redis_support import RedisProcess, redis_process
 from tests.support import RunningServer, run_server
 
 
@@ -28,3 +30,10 @@ def server() -> Iterator[RunningServer]:
     """A Tailcast service with default settings (and a known publish token)."""
     with run_server() as running:
         yield running
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A fresh, empty Redis of the test's own on a free loopback port."""
+    with redis_process(tmp_path / "redis") as server:
+        yield server

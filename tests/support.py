@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import threading
 import time
@@ -19,6 +20,9 @@ from app.service import Service
 from app.settings import Settings
 
 TOKEN = "test-publish-token"
+
+DEFAULTS: dict[str, Any] = {}
+"""Settings every `run_server` starts from; tests/http runs once per backend through this."""
 
 
 @dataclass
@@ -60,19 +64,26 @@ class RunningServer:
             raise AssertionError(f"server did not stop within {timeout} s")
 
 
-def _bind_loopback() -> socket.socket:
+def _bind_loopback(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
 @contextlib.contextmanager
 def run_server(**settings: Any) -> Iterator[RunningServer]:
     """Start a service with ``settings`` overriding the defaults; stop it on exit."""
+    settings = {**DEFAULTS, **settings}
     settings.setdefault("publish_token", TOKEN)
+    shared = DEFAULTS.get("backend", "memory")
+    if shared != "memory" and settings["backend"] == shared:
+        # A log of its own on the module's shared Redis (tests/http), unless the test names
+        # one to share. A test that brings its own Redis keeps the default prefix, so its
+        # servers share one log as instances do.
+        settings.setdefault("redis_prefix", f"test-{secrets.token_hex(6)}")
     app = create_app(Settings(**settings))
-    sock = _bind_loopback()
+    sock = _bind_loopback(settings.get("port", 0))  # port=N: e.g. a restart on the same port
     port = sock.getsockname()[1]
     server = build_server(app, host="127.0.0.1", port=port, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -36,10 +36,10 @@ return ids
 """
 
 # KEYS: stream, epoch. ARGV: the last id the caller has seen ('0-0' if none).
-# Returns {epoch, started}: the current epoch (the id of its marker entry), and 1 when
-# this call started it because the log's history was lost (no epoch, or the stream is
-# behind what the caller saw). A new epoch's marker id is past every id the caller saw,
-# so ids never go backwards.
+# Returns {epoch, started}: the current epoch (the id of its marker entry), and how this
+# call found the log: 0 as it was, 1 new (nothing there, nothing seen), 2 with its history
+# lost (no epoch, or the stream behind what the caller saw): then it started an epoch. A
+# new epoch's marker id is past every id the caller saw, so ids never go backwards.
 ENSURE_EPOCH = (
     _ID_HELPERS
     + """
@@ -55,6 +55,9 @@ if before(marker, ARGV[1]) or marker == ARGV[1] then
   marker = redis.call('XADD', KEYS[1], '*', 'epoch', '1')
 end
 redis.call('SET', KEYS[2], marker)
-return {marker, 1}
+if not epoch and last == '0-0' and ARGV[1] == '0-0' then
+  return {marker, 1}
+end
+return {marker, 2}
 """
 )

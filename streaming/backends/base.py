@@ -12,6 +12,7 @@ from ..broadcast import Broadcast
 from ..cache import ItemCache
 from ..clock import Clock
 from ..config import LogConfig
+from ..errors import BackendClosed
 from ..ids import StreamId
 from ..item import Draft, Item
 from ..merge import Subscription
@@ -92,6 +93,10 @@ class Backend(abc.ABC):
         cache = self.replica.cache
         cache.expire()
         return Stats(len(cache), cache.bytes, self.replica.subscriber_count)
+
+    def _ensure_open(self) -> None:
+        if self.replica.broadcast.closed:
+            raise BackendClosed("the log is closed")
 
     def _build(self, drafts: Sequence[Draft], ids: Sequence[StreamId], now: int) -> list[Item]:
         return [

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from ..clock import Clock, wall_clock_ms
 from ..config import LogConfig
-from ..errors import BackendClosed
 from ..ids import IdGenerator, StreamId
 from ..item import Draft, Item
 from .base import Backend
@@ -27,8 +26,7 @@ class MemoryBackend(Backend):
 
     def publish_now(self, drafts: Sequence[Draft]) -> list[Item]:
         """Publish without awaiting: ids are consecutive and no reader sees half a batch."""
-        if self.replica.broadcast.closed:
-            raise BackendClosed("the log is closed")
+        self._ensure_open()
         now = self.clock()
         items = self._build(drafts, [self._ids.next() for _ in drafts], now)
         self.replica.apply(items)

@@ -25,10 +25,10 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup
 from redis.asyncio import Redis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -122,6 +122,7 @@ class RedisBackend(Backend):
                         await client.aclose()
 
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
+        self._ensure_open()
         payloads = [_encode(draft, self.config.ttl_ms(draft.ttl_ms)) for draft in drafts]
         ids = await self._write(payloads)
         items = [
@@ -149,6 +150,9 @@ class RedisBackend(Backend):
                 self._healthy = True
                 return [_text(id) for id in ids]
             except ResponseError as exc:
+                if _demoted(exc):
+                    self._healthy = False
+                    raise BackendUnavailable(f"Redis cannot take writes now ({exc}).") from exc
                 if not str(exc).startswith("EPOCH") or attempt:
                     raise
                 await self._sync_epoch()
@@ -175,9 +179,16 @@ class RedisBackend(Backend):
         except _UNREACHABLE as exc:
             self._healthy = False
             raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
+        except ResponseError as exc:
+            if not _demoted(exc):
+                raise
+            self._healthy = False
+            raise BackendUnavailable(f"Redis cannot take writes now ({exc}).") from exc
         self._healthy = True
         epoch = _text(epoch)
-        if started:
+        if started == 1:
+            logger.info("started a new log in Redis at %s (epoch %s)", self._stream, epoch)
+        elif started == 2:
             logger.warning("the Redis log lost its history; started epoch %s", epoch)
         if self._epoch is None:
             self._epoch = epoch
@@ -206,7 +217,9 @@ class RedisBackend(Backend):
         client = self._require(self._tail_client)
         failures = 0
         while True:
-            after = str(self.replica.last_id or StreamId(0, 0))
+            # Past the epoch marker too: on a log holding nothing else, reading after 0-0
+            # would return the marker at once, forever (a busy loop).
+            after = str(max(self.replica.last_id or StreamId(0, 0), self.replica.floor))
             try:
                 response: Any = await client.xread(
                     {self._stream: after}, count=_TAIL_COUNT, block=self._block_ms
@@ -216,9 +229,13 @@ class RedisBackend(Backend):
                     logger.info("tail reconnected to Redis; resuming after %s", after)
                 failures = 0
                 self._healthy = True
-            except (*_UNREACHABLE, BackendUnavailable) as exc:
+            except (*_UNREACHABLE, BackendUnavailable, ResponseError) as exc:
+                # A ResponseError too: UNBLOCKED ends a blocked XREAD when a failover demotes
+                # the server, and the tail must outlive that (its task group is the backend's).
                 failures += 1
                 self._healthy = False
+                if isinstance(exc, ResponseError) and client.connection is not None:
+                    await client.connection.disconnect()  # reconnect: a Sentinel names the master
                 delay = min(5.0, 0.1 * 2**failures) * random.uniform(0.5, 1.0)
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
@@ -230,13 +247,20 @@ class RedisBackend(Backend):
         batch: list[Item] = []
         for raw_id, fields in entries:
             if b"epoch" in fields:
-                self.replica.apply(batch)
+                self._apply_new(batch)
                 batch = []
                 await self._new_epoch(_text(raw_id))
             else:
                 batch.append(_item(StreamId.parse(_text(raw_id)), fields[b"d"]))
-        self.replica.apply(batch)
+        self._apply_new(batch)
         self._wake()
+
+    def _apply_new(self, items: list[Item]) -> None:
+        """Apply the items past the replica's last id. A new epoch's `_load` applies what
+        the stream holds, so entries this read returned after the marker may be in already:
+        applying them again would send them twice."""
+        last = self.replica.last_id
+        self.replica.apply([item for item in items if last is None or item.id > last])
 
     async def _new_epoch(self, marker: str) -> None:
         if marker == self._epoch:
@@ -282,15 +306,47 @@ def connector(url: str) -> Callable[..., Redis]:
 
     def connect(**options: Any) -> Redis:
         sentinel = Sentinel(sentinels, socket_timeout=2, socket_connect_timeout=2)  # type: ignore[no-untyped-call]
-        client: Redis = sentinel.master_for(master, db=int(db or 0), **options)
+        # Not `sentinel.master_for(**options)`: it hands every option to the connection
+        # pool, and connections reject `single_connection_client` (a client option).
+        single = bool(options.pop("single_connection_client", False))
+        pool = SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            master,
+            sentinel,
+            is_master=True,
+            db=int(db or 0),
+            **{**sentinel.connection_kwargs, **options},
+        )
+        client = _SentinelMaster(sentinel, connection_pool=pool, single_connection_client=single)
+        client.auto_close_connection_pool = True  # closing the client closes its pool
         return client
 
     return connect
 
 
+class _SentinelMaster(Redis):
+    """A client of the master a Sentinel names; closing it closes the Sentinel's own
+    connections too (redis-py leaves them open)."""
+
+    def __init__(self, sentinel: Sentinel, **options: Any) -> None:
+        super().__init__(**options)
+        self._sentinel = sentinel
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            await self._sentinel.aclose()
+
+
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return (host or text, int(port) if host else 26379)
+
+
+def _demoted(exc: ResponseError) -> bool:
+    """Whether Redis refused because of its role, not the command: it is (or just became) a
+    replica. With Sentinel the next connection goes to the new master."""
+    return isinstance(exc, ReadOnlyError) or str(exc).startswith("UNBLOCKED")
 
 
 def _retry() -> Retry:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ from tests.http.helpers import (
     take,
     until_live,
 )
-from tests.support import TOKEN, RunningServer, run_server
+from tests.support import DEFAULTS, TOKEN, RunningServer, run_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,12 +206,20 @@ def _read_until_end(
         outcome.append(exc)
 
 
-def test_sigterm_ends_open_streams_cleanly_and_exits(tmp_path: Path) -> None:
+def _backend_args(backend: str) -> list[str]:
+    """`tailcast serve` flags for the module's backend (a log of its own on its Redis)."""
+    if backend == "memory":
+        return []
+    return ["--backend", DEFAULTS["backend"], "--redis-prefix", f"test-{secrets.token_hex(6)}"]
+
+
+def test_sigterm_ends_open_streams_cleanly_and_exits(tmp_path: Path, backend: str) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "server.log").open("w+")
+    serve = ["serve", "--port", str(port), "--shutdown-grace", "3", *_backend_args(backend)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--shutdown-grace", "3"],
+        [sys.executable, "-m", "app.cli", *serve],
         cwd=ROOT,
         env={**os.environ, "TAILCAST_PUBLISH_TOKEN": TOKEN},
         stdout=log,
@@ -227,6 +236,7 @@ def test_sigterm_ends_open_streams_cleanly_and_exits(tmp_path: Path) -> None:
                     return False
 
             assert _eventually(healthy, timeout=10), "server did not start"
+            assert client.get("/healthz").json()["backend"] == backend
 
             live, received = threading.Barrier(4), threading.Barrier(4)
             outcomes: list[list[object]] = [[] for _ in range(3)]

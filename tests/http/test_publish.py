@@ -188,7 +188,7 @@ def test_expired_item_is_no_longer_served() -> None:
 
 
 def test_healthz_reports_version_backend_and_counts(
-    server: RunningServer, client: httpx.Client
+    server: RunningServer, client: httpx.Client, backend: str
 ) -> None:
     publish_many(client, server.auth, 3)
     health = client.get("/healthz")
@@ -196,7 +196,7 @@ def test_healthz_reports_version_backend_and_counts(
     body = health.json()
     assert body["status"] == "ok"
     assert body["version"] == __version__
-    assert body["backend"] == "memory"
+    assert body["backend"] == backend
     assert body["items"] == 3
     assert body["bytes"] > 0
     assert body["subscribers"] == 0

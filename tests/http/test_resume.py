@@ -3,6 +3,7 @@ in-band `reset` says so when items the client needed are gone."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -112,7 +113,9 @@ def test_resuming_past_a_replaced_item_sends_no_reset(
     assert [(e.event, e.id) for e in replayed] == [("item", newer["id"])]
 
 
-def test_resuming_after_a_restart_sends_reset_restarted() -> None:
+def test_resuming_on_fresh_history_sends_reset_restarted() -> None:
+    # Fresh history: the in-memory log after a restart; with Redis, an instance on a new
+    # log (each `run_server` gets a key prefix of its own).
     with run_server() as old, httpx.Client(base_url=old.url, timeout=5) as client:
         issued = [item["id"] for item in publish_many(client, old.auth, 3)]
 
@@ -127,7 +130,7 @@ def test_resuming_after_a_restart_sends_reset_restarted() -> None:
         assert live.data == {"cutoff": fresh["id"]}
 
 
-def test_resuming_after_a_restart_with_nothing_cached_sends_reset_then_live() -> None:
+def test_resuming_on_fresh_history_with_nothing_cached_sends_reset_then_live() -> None:
     with run_server() as old, httpx.Client(base_url=old.url, timeout=5) as client:
         issued = publish(client, old.auth, {"data": 1})["id"]
 
@@ -137,6 +140,97 @@ def test_resuming_after_a_restart_with_nothing_cached_sends_reset_then_live() ->
             ("reset", {"reason": "restarted", "requested": issued, "oldest": None})
         ]
         assert live.data == {"cutoff": None}
+
+
+def test_resuming_after_a_server_restart(backend: str) -> None:
+    """The in-memory log starts over with its process: resuming gets `reset` "restarted"
+    and the new history. A Redis log outlives its instances: an instance restarted on the
+    same log resumes exactly after the id, with no reset and no gap."""
+    same_log = {"redis_prefix": f"test-{secrets.token_hex(6)}"}  # unused by "memory"
+    with run_server(**same_log) as old, httpx.Client(base_url=old.url, timeout=5) as client:
+        issued = [item["id"] for item in publish_many(client, old.auth, 3)]
+
+    with run_server(**same_log) as new, httpx.Client(base_url=new.url, timeout=5) as client:
+        fresh = publish(client, new.auth, {"data": "after restart"})
+        headers = {"Last-Event-ID": issued[1]}
+        with connect_sse(client, "GET", "/stream", headers=headers) as source:
+            stream = events(source.iter_sse())
+            replayed, live = until_live(stream)
+            if backend == "memory":
+                reset, *rest = replayed
+                assert reset.event == "reset"
+                assert reset.data == {
+                    "reason": "restarted",
+                    "requested": issued[1],
+                    "oldest": fresh["id"],
+                }
+                # Then everything the new server has cached.
+                assert [(e.event, e.id) for e in rest] == [("item", fresh["id"])]
+            else:
+                # Exactly what came after the id, across the restart.
+                assert [(e.event, e.id) for e in replayed] == [
+                    ("item", issued[2]),
+                    ("item", fresh["id"]),
+                ]
+            assert live.data == {"cutoff": fresh["id"]}
+            posted = publish(client, new.auth, {"data": "live"})
+            assert [(e.event, e.id) for e in take(stream, 1)] == [("item", posted["id"])]
+
+
+def test_a_later_instance_replays_the_same_view_as_one_that_saw_every_write(
+    backend: str,
+) -> None:
+    """Instances of one Redis log hold the same latest-per-key view, evictions included,
+    whether they saw every write or joined later; an in-memory server has only its own."""
+    same_log = {"redis_prefix": f"test-{secrets.token_hex(6)}", "cache_max_items": 4}
+    with (
+        run_server(**same_log) as first,
+        httpx.Client(base_url=first.url, timeout=5) as client,
+    ):
+        posted = publish(
+            client,
+            first.auth,
+            [
+                {"key": "a", "topic": "t", "data": 1},
+                {"key": "b", "topic": "t", "data": 2},
+                {"key": "a", "topic": "u", "data": 3},
+                {"data": 4},  # keyed by its id
+                {"key": "a", "topic": "t", "data": 5},  # replaces the first
+                {"key": "c", "topic": "u", "data": 6},
+                {"key": "b", "topic": "t", "data": 7},  # replaces the second
+                {"key": "d", "topic": "t", "data": 8},
+            ],
+        )
+        # Six keys, four kept: the latest per key, then the newest four in write order.
+        # (Evicted: (u, a) and the keyless item; replaced: the first two.)
+        expected = [posted[n] for n in (4, 5, 6, 7)]
+        views = []
+        with run_server(**same_log) as later:
+            for server in (first, later):
+                with httpx.Client(base_url=server.url, timeout=5) as reader:
+                    views.append(
+                        (
+                            reader.get("/items").json(),
+                            _replay(reader),
+                            _replay(reader, last_event_id=posted[0]["id"]),
+                        )
+                    )
+
+    (listed, (replayed, live), (resumed, _)) = views[0]
+    assert listed == expected
+    assert [e.data for e in replayed] == expected
+    assert live.data == {"cutoff": posted[-1]["id"]}
+    reset = {"reason": "evicted", "requested": posted[0]["id"], "oldest": expected[0]["id"]}
+    assert [(e.event, e.data) for e in resumed] == [
+        ("reset", reset),
+        *[("item", item) for item in expected],
+    ]
+    if backend == "redis":
+        assert views[1] == views[0]
+    else:
+        (listed, (replayed, live), (resumed, _)) = views[1]
+        assert (listed, replayed, live.data) == ([], [], {"cutoff": None})
+        assert [e.data["reason"] for e in resumed] == ["restarted"]
 
 
 def test_resuming_from_an_id_never_issued_sends_reset_then_everything_cached(

@@ -1,0 +1,26 @@
+"""Every HTTP contract test runs against each backend: in-memory and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests import support
+from tests.redis_support import redis_process
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"], autouse=True)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The backend of every server the module's tests start (one Redis per module)."""
+    if request.param == "memory":
+        yield "memory"
+        return
+    with redis_process(tmp_path_factory.mktemp("redis")) as redis:
+        support.DEFAULTS["backend"] = redis.url
+        try:
+            yield "redis"
+        finally:
+            support.DEFAULTS.pop("backend", None)
