@@ -263,6 +263,8 @@ async def _frames(
     """The stream's bytes: each batch of events as one chunk, the first with the retry hint."""
     # Subscribing here, not in the handler, ties the subscription to this generator's
     # lifetime: whatever ends the response runs the finally below.
+    if since is not None:
+        await service.backend.sync_to(since)
     subscription = service.backend.subscribe(topics, since, limit)
     logger.debug("stream opened: topics=%s since=%s limit=%s", sorted(topics), since, limit)
     # The hint rides in the first event's block: a block holding only `retry:` is not an

@@ -70,6 +70,10 @@ class Backend(abc.ABC):
         """End every open stream and release resources."""
         self.replica.close()
 
+    async def sync_to(self, id: StreamId) -> None:  # noqa: B027 - optional hook
+        """Before resuming from ``id``: wait until this replica has seen it, where the log
+        is shared and ``id`` may come from another instance. Nothing to do by default."""
+
     def subscribe(
         self,
         topics: Collection[str] = (),

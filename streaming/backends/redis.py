@@ -97,8 +97,13 @@ class RedisBackend(Backend):
         )
         self._publish_script = self._commands.register_script(_scripts.PUBLISH)
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
-        await self._sync_epoch()
-        await self._load()
+        try:
+            await self._sync_epoch()
+            await self._load()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_clients()
+            raise
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._tail)
@@ -117,9 +122,12 @@ class RedisBackend(Backend):
                 await self._tasks.__aexit__(exc_type, exc, tb)
         finally:
             with anyio.CancelScope(shield=True):
-                for client in (self._tail_client, self._commands):
-                    if client is not None:
-                        await client.aclose()
+                await self._close_clients()
+
+    async def _close_clients(self) -> None:
+        for client in (self._tail_client, self._commands):
+            if client is not None:
+                await client.aclose()
 
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
         self._ensure_open()
@@ -160,6 +168,10 @@ class RedisBackend(Backend):
                 self._healthy = False
                 raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def sync_to(self, id: StreamId) -> None:
+        """An id from another instance may be ahead of our tail: wait for it (briefly)."""
+        await self._caught_up(id)
 
     async def _caught_up(self, id: StreamId) -> None:
         """Wait (briefly) until the tail has applied ``id``: read-your-writes locally."""

@@ -15,8 +15,10 @@ from tests.http.helpers import (
     STINGY_RCVBUF,
     Event,
     events,
+    publish_many,
     stingy_transport,
     strictly_increasing,
+    take,
     until_live,
 )
 from tests.support import RunningServer, run_server
@@ -126,3 +128,20 @@ def test_paused_reader_overrun_past_the_cache_gets_a_reset_then_what_is_cached()
     gaps = {n for n in range(1, len(positions)) if positions[n] != positions[n - 1] + 1}
     reset_points = {len([e for e in received[:at] if e.event == "item"]) for at, _ in resets}
     assert gaps <= reset_points
+
+
+def test_reader_overrun_by_one_batch_right_after_live_catches_up_without_a_reset() -> None:
+    # One batch far larger than the live buffer reaches the buffer in one step (with Redis,
+    # in one tail read), so the reader is overrun before it reads any live item, while its
+    # position is still the empty log's. Nothing left the cache: no reset.
+    with (
+        run_server(live_buffer_items=4) as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+        connect_sse(client, "GET", "/stream") as source,
+    ):
+        stream = events(source.iter_sse())
+        replayed, live = until_live(stream)
+        assert (replayed, live.data) == ([], {"cutoff": None})
+        posted = publish_many(client, server.auth, 20)
+        received = take(stream, 20)
+        assert [(e.event, e.id) for e in received] == [("item", item["id"]) for item in posted]
