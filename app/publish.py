@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, TextIO
+from typing import IO, Any, NoReturn, TextIO
 
 import httpx
 import orjson
@@ -99,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_publish_one(args) if args.file is None else _publish_file(args))
     except KeyboardInterrupt:
-        say("publish", "interrupted")
-        return 130
+        return 130  # what was stored has been reported
 
 
 def _client(args: argparse.Namespace) -> TailcastClient:
@@ -137,11 +136,14 @@ class Stop(Exception):
         reason: str,
         *,
         about_line: bool = True,
+        refused: bool = True,
         uncertain_until: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.line = line
         self.reason = reason
+        self.refused = refused
+        """Whether the line was refused (by the server, or here), not just not sent."""
         self.about_line = about_line
         """Whether the line itself is at fault (else e.g. the token, or the server)."""
         self.uncertain_until = uncertain_until
@@ -176,18 +178,32 @@ class _Publisher:
             stored = await self.client.publish_encoded(batch.items)
         except ProblemError as exc:
             await self._refused(exc)
-        except httpx.HTTPError as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if _body_size(batch.items) > self.client.batch_bytes:  # sent in several requests
+                raise self._lost(exc) from None
+            # One request that never reached the server: nothing of it was stored.
             raise Stop(
                 batch.lines[0],
-                f"lost the connection while posting it ({describe_error(exc)})",
+                f"not sent: cannot connect ({describe_error(exc)})",
                 about_line=False,
-                uncertain_until=batch.lines[-1],
+                refused=False,
             ) from None
+        except httpx.HTTPError as exc:
+            raise self._lost(exc) from None
         self.stored += len(stored)
         batch.clear()
         self.progress.update(self.stored)
 
-    async def _refused(self, error: ProblemError) -> None:
+    def _lost(self, exc: httpx.HTTPError) -> Stop:
+        batch = self.batch
+        return Stop(
+            batch.lines[0],
+            f"lost the connection while posting them ({describe_error(exc)})",
+            about_line=False,
+            uncertain_until=batch.lines[-1],
+        )
+
+    async def _refused(self, error: ProblemError) -> NoReturn:
         """Account for a refused batch: store the lines before the refused one, then stop."""
         batch = self.batch
         done = len(error.stored)  # earlier sub-batches of this batch were stored
@@ -203,6 +219,11 @@ class _Publisher:
             self.batch = _Batch(batch.items[done:bad], batch.lines[done:bad])
             await self.flush()
         raise Stop(batch.lines[bad], reason)
+
+
+def _body_size(items: list[bytes]) -> int:
+    """Bytes of the JSON array of ``items``."""
+    return sum(map(len, items)) + len(items) + 1
 
 
 def _refused_index(error: ProblemError) -> int | None:
@@ -331,6 +352,18 @@ async def _publish_file(args: argparse.Namespace) -> int:
                 progress.finish(publisher.stored)
                 _report_stop(name, stop, publisher.stored, args.skip)
                 return 1
+            except asyncio.CancelledError:  # Ctrl-C, which only lands while a batch is posted
+                progress.finish(publisher.stored)
+                lines = publisher.batch.lines
+                if lines:
+                    interrupted = Stop(
+                        lines[0],
+                        "interrupted while posting them",
+                        about_line=False,
+                        uncertain_until=lines[-1],
+                    )
+                    _report_stop(name, interrupted, publisher.stored, args.skip)
+                raise
     finally:
         if source is not sys.stdin.buffer:
             source.close()
@@ -368,7 +401,8 @@ def _line_problem(text: bytes) -> str:
 def _report_stop(name: str, stop: Stop, stored: int, skip: int) -> None:
     first = f"line {skip + 1}" if skip else "the start"
     if stop.uncertain_until is None:
-        say("publish", f"{name}, line {stop.line}: refused: {stop.reason}")
+        verb = "refused: " if stop.refused else ""
+        say("publish", f"{name}, line {stop.line}: {verb}{stop.reason}")
         say(
             "publish",
             f"stored {stored} items before line {stop.line} (from {first}); "

@@ -427,6 +427,7 @@ class Subscription:
 
     async def __anext__(self) -> Event:
         if self._stream.closed:
+            await self.aclose()  # in case it was closed while being iterated elsewhere
             raise StopAsyncIteration
         return await self._events.__anext__()
 
@@ -444,8 +445,10 @@ class Subscription:
     async def aclose(self) -> None:
         """End the subscription and close its connection; idempotent."""
         self._stream.closed = True
-        with contextlib.suppress(RuntimeError):  # being iterated in another task right now
+        try:
             await self._events.aclose()
+        except RuntimeError:  # being iterated in another task right now: cut its connection
+            await self._stream.disconnect()
 
     @property
     def closed(self) -> bool:
@@ -500,6 +503,7 @@ class _Stream:
         self.reconnects = 0
         self.retry_ms: int | None = None
         self.closed = False
+        self._response: httpx.Response | None = None
         self._client = client
         self._raise_on_reset = raise_on_reset
         self._max_attempts = max_attempts
@@ -521,7 +525,7 @@ class _Stream:
         """The events, reconnecting after drops until the limit, a close or an error."""
         failures = 0
         try:
-            while self._remaining() != 0 and not self._client.closed:
+            while self._remaining() != 0 and not self._ended():
                 headers = self._client._read_headers()
                 if self.last_id is not None:
                     headers["Last-Event-ID"] = self.last_id
@@ -535,6 +539,9 @@ class _Stream:
                         headers=headers,
                         timeout=self._client._stream_timeout,
                     ) as response:
+                        self._response = response
+                        if self.closed:  # closed from another task while connecting
+                            return
                         if response.status_code != 200:
                             await response.aread()
                             error = _problem_error(response)
@@ -549,11 +556,13 @@ class _Stream:
                                     event = self._accept(sse)
                                     if event is not None:
                                         yield event
-                                        if self._remaining() == 0:
+                                        if self._remaining() == 0 or self.closed:
                                             return
                 except httpx.TransportError as exc:
                     error = exc
-                if self._client.closed:
+                finally:
+                    self._response = None
+                if self._ended():
                     return
                 self.caught_up = False
                 failures += 1
@@ -571,6 +580,14 @@ class _Stream:
                 self.reconnects += 1
         finally:
             self.closed = True
+
+    def _ended(self) -> bool:
+        return self.closed or self._client.closed
+
+    async def disconnect(self) -> None:
+        """Close the current connection, if any (the reader then sees the stream end)."""
+        if self._response is not None:
+            await self._response.aclose()
 
     def _backoff(self, failures: int) -> float:
         """Between the server's retry hint and an exponentially growing ceiling."""

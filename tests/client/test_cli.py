@@ -105,6 +105,19 @@ def test_publish_file_stops_at_a_refused_line(
     assert stored[-1]["data"] == items[4999]["data"]
 
 
+def test_refused_line_inside_a_batch_stores_the_lines_before_it(
+    server: RunningServer, env: dict[str, str], tmp_path: Path
+) -> None:
+    items: list[dict[str, Any]] = [{"data": n} for n in range(100)]
+    items[44]["colour"] = "red"  # line 45, in the second batch of 30: an unknown field
+    path = jsonl(tmp_path / "items.jsonl", items)
+    result = tailcast("publish", "--file", str(path), "--batch-size", "30", env=env)
+    assert result.returncode == 1
+    assert "line 45: refused: colour: " in result.stderr
+    assert "stored 44 items before line 45" in result.stderr
+    assert [item["data"] for item in cached(server)] == list(range(44))
+
+
 def test_publish_file_stops_at_a_line_that_is_not_json(
     server: RunningServer, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -187,6 +187,27 @@ async def test_closing_the_client_releases_a_subscription_read_elsewhere(
     await wait_until(lambda: server.subscriber_count() == 0, 5, "the subscription is released")
 
 
+async def test_closing_a_subscription_read_elsewhere_ends_it(
+    server: RunningServer, client: TailcastClient
+) -> None:
+    subscription = client.subscribe()
+    ended = anyio.Event()
+
+    async def read() -> None:
+        async for _ in subscription:
+            pass
+        ended.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(read)
+            await wait_until(lambda: server.subscriber_count() == 1)
+            await subscription.aclose()
+            await ended.wait()
+    assert subscription.closed
+    await wait_until(lambda: server.subscriber_count() == 0, 5, "the subscription is released")
+
+
 async def test_reset_is_delivered_in_band(client: TailcastClient) -> None:
     stored = await client.publish(1)
     with anyio.fail_after(10):
