@@ -10,12 +10,9 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from . import __version__, publish, tail
-from .main import create_app
-from .server import build_server
 from .settings import Settings
 
 
@@ -56,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    # Imported here: `tail` and `publish` should not pay for loading the server.
+    from .main import create_app
+    from .server import build_server
+
     given = {name: value for name, value in vars(args).items() if name in Settings.model_fields}
     try:
         settings = Settings(**given)
@@ -86,6 +87,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
     """Run uvicorn's process manager; workers build the app from the environment."""
+    import uvicorn
+
     assert settings.publish_token is not None
     for name, value in given.items():
         os.environ[f"TAILCAST_{name.upper()}"] = str(value)
