@@ -272,8 +272,12 @@ async def _frames(
     head = retry_field(service.settings.retry_ms)
     try:
         while (batch := await subscription.next_batch()) is not None:
-            yield b"".join([head, *[event.frame for event in batch]])
-            head = b""
+            # The common live case, one shared frame, goes out as is: no copy per subscriber.
+            frames = [event.frame for event in batch]
+            if head:
+                frames.insert(0, head)
+                head = b""
+            yield frames[0] if len(frames) == 1 else b"".join(frames)
     finally:
         subscription.close()
         logger.debug("stream closed: topics=%s", sorted(topics))

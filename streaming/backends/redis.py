@@ -263,7 +263,7 @@ class RedisBackend(Backend):
                 batch = []
                 await self._new_epoch(_text(raw_id))
             else:
-                batch.append(_item(StreamId.parse(_text(raw_id)), fields[b"d"]))
+                batch.append(_entry_item(raw_id, fields))
         self._apply_new(batch)
         self._wake()
 
@@ -284,11 +284,7 @@ class RedisBackend(Backend):
         self._wake()
 
     def _items(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[Item]:
-        return [
-            _item(StreamId.parse(_text(raw_id)), fields[b"d"])
-            for raw_id, fields in entries
-            if b"d" in fields
-        ]
+        return [_entry_item(raw_id, fields) for raw_id, fields in entries if b"d" in fields]
 
     def _wake(self) -> None:
         if self._advanced is not None:
@@ -371,6 +367,10 @@ def _text(value: bytes | str) -> str:
 
 def _encode(draft: Draft, ttl_ms: int) -> bytes:
     return orjson.dumps({"key": draft.key, "topic": draft.topic, "data": draft.data, "ttl": ttl_ms})
+
+
+def _entry_item(raw_id: bytes | str, fields: dict[bytes, bytes]) -> Item:
+    return _item(StreamId.parse(_text(raw_id)), fields[b"d"])
 
 
 def _item(id: StreamId, payload: bytes) -> Item:
