@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from streaming import Draft, InvalidId, Item, StreamId, retry_field
+from streaming import Draft, InvalidId, Item, StreamId
 
 from . import __version__
 from .body import read_json
@@ -20,6 +19,7 @@ from .problems import Problem, describe
 from .schemas import NAME_MAX, Health, ItemIn, ItemOut
 from .service import Service
 from .settings import Settings
+from .stream import EventStream
 
 router = APIRouter()
 logger = logging.getLogger("tailcast")
@@ -217,7 +217,7 @@ async def get_item(
 @router.get(
     "/stream",
     summary="Server-Sent Events: cached items, then live ones",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     responses={
         200: {
             "description": "An endless event stream: optional `reset`, replayed `item`s, "
@@ -236,51 +236,12 @@ async def stream(
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
     ] = None,
-) -> EventSourceResponse:
+) -> EventStream:
     service = _service(request)
     resume = _parse_id(last_event_id, "Last-Event-ID")
     start = resume if resume is not None else _parse_id(since, "since")
     topics = _parse_topics(topic)
-    settings = service.settings
-    return EventSourceResponse(
-        _frames(service, topics, start, limit),
-        ping=settings.heartbeat,
-        ping_message_factory=_heartbeat,
-        sep="\n",
-        send_timeout=settings.send_timeout,
-        shutdown_event=service.closing,
-        shutdown_grace_period=settings.shutdown_grace,
-    )
-
-
-def _heartbeat() -> ServerSentEvent:
-    return ServerSentEvent(comment="heartbeat")
-
-
-async def _frames(
-    service: Service, topics: frozenset[str], since: StreamId | None, limit: int | None
-) -> AsyncIterator[bytes]:
-    """The stream's bytes: each batch of events as one chunk, the first with the retry hint."""
-    # Subscribing here, not in the handler, ties the subscription to this generator's
-    # lifetime: whatever ends the response runs the finally below.
-    if since is not None:
-        await service.backend.sync_to(since)
-    subscription = service.backend.subscribe(topics, since, limit)
-    logger.debug("stream opened: topics=%s since=%s limit=%s", sorted(topics), since, limit)
-    # The hint rides in the first event's block: a block holding only `retry:` is not an
-    # event, yet some clients dispatch it as an empty message.
-    head = retry_field(service.settings.retry_ms)
-    try:
-        while (batch := await subscription.next_batch()) is not None:
-            # The common live case, one shared frame, goes out as is: no copy per subscriber.
-            frames = [event.frame for event in batch]
-            if head:
-                frames.insert(0, head)
-                head = b""
-            yield frames[0] if len(frames) == 1 else b"".join(frames)
-    finally:
-        subscription.close()
-        logger.debug("stream closed: topics=%s", sorted(topics))
+    return EventStream(service, topics, start, limit)
 
 
 @router.get(

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -22,6 +23,7 @@ from .api import router
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
+from .stream import watch_streams
 
 logger = logging.getLogger("tailcast")
 
@@ -37,15 +39,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        service.closing = anyio.Event()
         async with service.backend, anyio.create_task_group() as tasks:
-            # sse-starlette sets `closing` when it sees the server exit (under plain
-            # uvicorn); end every stream then, not only when `Server.shutdown` runs.
-            tasks.start_soon(_end_streams_when_closing, service)
+            tasks.start_soon(watch_streams, service)
+            tasks.start_soon(_end_streams_on_server_exit, service)
             try:
                 yield
             finally:
                 service.begin_shutdown()
+                tasks.cancel_scope.cancel()
 
     app = FastAPI(
         title="Tailcast",
@@ -76,9 +77,14 @@ def make_backend(settings: Settings) -> Backend:
     )
 
 
-async def _end_streams_when_closing(service: Service) -> None:
-    assert service.closing is not None
-    await service.closing.wait()
+async def _end_streams_on_server_exit(service: Service) -> None:
+    """End every stream once uvicorn begins to exit, also when it runs without `Server`.
+
+    Under `tailcast serve` `Server.shutdown` does this at once; plain uvicorn (and its
+    ``--workers`` processes) only flips the exit flag sse-starlette hooks into it.
+    """
+    while not AppStatus.should_exit:  # noqa: ASYNC110 - a flag set by a signal handler
+        await anyio.sleep(0.5)
     service.begin_shutdown()
 
 

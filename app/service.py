@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import anyio
+from typing import TYPE_CHECKING
 
 from streaming import Backend
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .stream import EventStream
 
 
 @dataclass(slots=True)
@@ -18,10 +20,8 @@ class Service:
     settings: Settings
     backend: Backend
     publish_token: str
-    closing: anyio.Event | None = field(default=None, repr=False)
+    streams: set[EventStream] = field(default_factory=set, repr=False)
 
     def begin_shutdown(self) -> None:
         """End every open stream now, so the server can finish its open responses."""
-        if self.closing is not None:
-            self.closing.set()
         self.backend.replica.close()

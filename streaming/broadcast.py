@@ -56,9 +56,22 @@ class Broadcast:
     async def wait(self, cursor: int) -> None:
         """Return once an item at ``cursor`` or later exists, or the log is closed."""
         while cursor >= self.end and not self._closed:
-            if self._wakeup is None:
-                self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+            await self.wake_up(cursor)
+
+    async def wake_up(self, cursor: int) -> None:
+        """Return at the next wake-up: an item at ``cursor`` or later, a close, or a `nudge`.
+
+        Returns at once if such an item already exists or the log is closed.
+        """
+        if cursor < self.end or self._closed:
+            return
+        if self._wakeup is None:
+            self._wakeup = anyio.Event()
+        await self._wakeup.wait()
+
+    def nudge(self) -> None:
+        """Wake every waiting reader without publishing (one timer for all heartbeats)."""
+        self._wake()
 
     def close(self) -> None:
         """End every reader's wait; readers then see `closed` and stop."""

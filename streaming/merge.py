@@ -94,6 +94,10 @@ class Subscription:
                 return batch
             await self._replica.broadcast.wait(self._cursor)
 
+    async def wait(self) -> None:
+        """Wait for the next wake-up of the live log: new items, its close, or a nudge."""
+        await self._replica.broadcast.wake_up(self._cursor)
+
     def close(self) -> None:
         """Release the subscription; idempotent."""
         if not self._closed:
