@@ -1,22 +1,25 @@
-"""The HTTP routes: publish, read, stream and health."""
+"""The HTTP routes: publish, read, stream, health, stats and metrics."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from streaming import Draft, InvalidId, Item, StreamId
+from streaming import Draft, InvalidId, Item, StreamId, wall_clock_ms
 
 from . import __version__
+from .auth import authorize_publish, authorize_read
 from .body import read_json
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import RESET_REASONS
 from .problems import Problem, describe
-from .schemas import NAME_MAX, Health, ItemIn, ItemOut
+from .schemas import NAME_MAX, Health, ItemIn, ItemOut, ServiceStats
 from .service import Service
 from .settings import Settings
 from .stream import EventStream
@@ -38,7 +41,8 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, invalid UTF-8, or a malformed query parameter or header.",
-    401: "Missing or wrong bearer token.",
+    401: "Missing, malformed, expired or wrongly signed token; see WWW-Authenticate.",
+    403: "The JWT does not grant every topic asked for (nothing was stored).",
     404: "No such item.",
     413: "The body is over the size limit.",
     415: "The body is not JSON.",
@@ -50,6 +54,12 @@ TopicQuery = Annotated[
     list[str],
     Query(description="Only these topics (repeatable); absent means all topics."),
 ]
+AccessTokenQuery = Annotated[
+    str | None,
+    Query(description="A JWT, for clients that cannot set 'Authorization' (EventSource)."),
+]
+# Reads need a JWT only when jwt_secret is set: `{}` is "no credentials".
+_READ_SECURITY: dict[str, Any] = {"security": [{}, {"jwt": []}]}
 SinceQuery = Annotated[
     str | None,
     Query(description="Only items after this id ('<ms>-<seq>'); empty means absent."),
@@ -85,22 +95,6 @@ def _parse_topics(topics: list[str]) -> frozenset[str]:
         if len(topic) > NAME_MAX or not topic.isprintable():
             raise Problem(400, f"topic {topic!r} is not 1-{NAME_MAX} printable characters.")
     return chosen
-
-
-def _authorize(request: Request, token: str) -> None:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise Problem(
-            401,
-            "Publishing needs 'Authorization: Bearer <token>' (the publish token).",
-            headers={"WWW-Authenticate": 'Bearer realm="tailcast"'},
-        )
-    if not hmac.compare_digest(credentials.strip().encode(), token.encode()):
-        raise Problem(
-            401,
-            "The bearer token is not the publish token.",
-            headers={"WWW-Authenticate": 'Bearer realm="tailcast", error="invalid_token"'},
-        )
 
 
 def _drafts(payload: Any, settings: Settings) -> list[Draft]:
@@ -151,9 +145,9 @@ def _drafts(payload: Any, settings: Settings) -> list[Draft]:
     status_code=201,
     summary="Publish one item or a batch",
     response_model=ItemOut | list[ItemOut],
-    responses=_problems(400, 401, 413, 415, 422, 503),
+    responses=_problems(400, 401, 403, 413, 415, 422, 503),
     openapi_extra={
-        "security": [{"publishToken": []}],
+        "security": [{"publishToken": []}, {"jwt": []}],
         "requestBody": {
             "required": True,
             "content": {
@@ -171,10 +165,12 @@ def _drafts(payload: Any, settings: Settings) -> list[Draft]:
 )
 async def publish(request: Request) -> Response:
     service = _service(request)
-    _authorize(request, service.publish_token)
-    payload = await read_json(request, service.settings.max_body_bytes)
-    drafts = _drafts(payload, service.settings)
-    items = await service.backend.publish(drafts)
+    with service.metrics.publish_seconds.time():
+        grant = authorize_publish(request, service.settings, service.publish_token)
+        payload = await read_json(request, service.settings.max_body_bytes)
+        drafts = _drafts(payload, service.settings)
+        grant.require({draft.topic for draft in drafts})
+        items = await service.backend.publish(drafts)
     body = items[0].json if isinstance(payload, dict) else _json_array(items)
     return _json_response(body, 201)
 
@@ -183,15 +179,20 @@ async def publish(request: Request) -> Response:
     "/items",
     summary="List cached items in id order",
     response_model=list[ItemOut],
-    responses=_problems(400),
+    responses=_problems(400, 401, 403),
+    openapi_extra=_READ_SECURITY,
 )
 async def list_items(
     request: Request,
     topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
     since: SinceQuery = None,
     limit: Annotated[int | None, Query(ge=1, description="At most this many items.")] = None,
+    access_token: AccessTokenQuery = None,
 ) -> Response:
-    items = _service(request).backend.items(_parse_topics(topic), _parse_id(since, "since"), limit)
+    service = _service(request)
+    topics = _parse_topics(topic)
+    authorize_read(request, service.settings, topics, access_token)
+    items = service.backend.items(topics, _parse_id(since, "since"), limit)
     return _json_response(_json_array(items))
 
 
@@ -199,16 +200,21 @@ async def list_items(
     "/items/{key:path}",
     summary="The cached item with this key",
     response_model=ItemOut,
-    responses=_problems(400, 404),
+    responses=_problems(400, 401, 403, 404),
+    openapi_extra=_READ_SECURITY,
 )
 async def get_item(
     request: Request,
     key: str,
     topic: Annotated[str, Query(description="The item's topic.")] = "default",
+    access_token: AccessTokenQuery = None,
 ) -> Response:
-    if not _parse_topics([topic]):
+    topics = _parse_topics([topic])
+    if not topics:
         raise Problem(400, "topic must not be empty.")
-    item = _service(request).backend.get(topic, key)
+    service = _service(request)
+    authorize_read(request, service.settings, topics, access_token)
+    item = service.backend.get(topic, key)
     if item is None:
         raise Problem(404, f"No cached item with key {key!r} in topic {topic!r}.")
     return _json_response(item.json)
@@ -218,14 +224,16 @@ async def get_item(
     "/stream",
     summary="Server-Sent Events: cached items, then live ones",
     response_class=EventStream,
+    status_code=200,
     responses={
         200: {
             "description": "An endless event stream: optional `reset`, replayed `item`s, "
             "one `live`, then live `item`s.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        **_problems(400),
+        **_problems(400, 401, 403),
     },
+    openapi_extra=_READ_SECURITY,
 )
 async def stream(
     request: Request,
@@ -236,11 +244,13 @@ async def stream(
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
     ] = None,
+    access_token: AccessTokenQuery = None,
 ) -> EventStream:
     service = _service(request)
+    topics = _parse_topics(topic)
+    authorize_read(request, service.settings, topics, access_token)
     resume = _parse_id(last_event_id, "Last-Event-ID")
     start = resume if resume is not None else _parse_id(since, "since")
-    topics = _parse_topics(topic)
     return EventStream(service, topics, start, limit)
 
 
@@ -264,3 +274,42 @@ async def healthz(request: Request, response: Response) -> Health:
         bytes=stats.bytes,
         subscribers=stats.subscribers,
     )
+
+
+@router.get(
+    "/stats",
+    summary="Counters and gauges of this instance, as JSON",
+    response_model=ServiceStats,
+)
+async def stats(request: Request) -> Response:
+    service = _service(request)
+    stats = service.backend.stats()
+    counters = stats.counters
+    body = {
+        "time": wall_clock_ms(),
+        "uptime": service.metrics.uptime,
+        "backend": service.backend.name,
+        "items_published": counters.published,
+        "items_delivered": counters.delivered,
+        "subscribers": stats.subscribers,
+        "cache_items": stats.items,
+        "cache_bytes": stats.bytes,
+        "resets": {reason: counters.resets.get(reason, 0) for reason in RESET_REASONS},
+        "catchups": counters.catchups,
+    }
+    return _json_response(orjson.dumps(body))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of this instance",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format, version 0.0.4.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    return Response(_service(request).metrics.render(), media_type=METRICS_CONTENT_TYPE)

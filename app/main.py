@@ -12,18 +12,21 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sse_starlette.sse import AppStatus
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
 
-from . import __version__, problems
+from . import __version__, dashboard, problems
 from .api import router
+from .auth import redact_access_log
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
-from .stream import watch_streams
+from .stream import SERVER_SEND, watch_streams
 
 logger = logging.getLogger("tailcast")
 
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with service.backend, anyio.create_task_group() as tasks:
+            tasks.start_soon(service.fanout.run)
             tasks.start_soon(watch_streams, service)
             tasks.start_soon(_end_streams_on_server_exit, service)
             try:
@@ -48,7 +52,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 service.begin_shutdown()
                 tasks.cancel_scope.cancel()
 
-    app = FastAPI(
+    app = _Tailcast(
         title="Tailcast",
         version=__version__,
         description="Replay-then-live Server-Sent Events over a TTL cache.",
@@ -56,12 +60,40 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     app.state.tailcast = service
     app.include_router(router)
+    app.include_router(dashboard.router)
     problems.install(app)
     app.add_exception_handler(BackendUnavailable, _backend_unavailable)
     app.add_exception_handler(BackendClosed, _backend_closed)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _allow_cross_origin(app, settings)
+    redact_access_log()
     return app
+
+
+class _Tailcast(FastAPI):
+    """The app, handing the server's own ``send`` to `EventStream` through the scope.
+
+    A stream's body chunks are the hot path of fan-out; writing them past the middleware
+    stack (whose send wrappers only watch the response start) saves a call per layer.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+def _allow_cross_origin(app: FastAPI, settings: Settings) -> None:
+    """CORS for the configured origins, and only then: the middleware costs every request."""
+    origins = settings.cors_origin_list()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After", "WWW-Authenticate"],
+        )
 
 
 def make_backend(settings: Settings) -> Backend:
@@ -125,7 +157,13 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 "type": "http",
                 "scheme": "bearer",
                 "description": "The publish token.",
-            }
+            },
+            "jwt": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An HS256 JWT granting topics (only when jwt_secret is set).",
+            },
         }
         for operations in schema["paths"].values():
             for operation in operations.values():

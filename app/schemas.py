@@ -57,6 +57,21 @@ class Health(BaseModel):
     subscribers: int
 
 
+class ServiceStats(BaseModel):
+    """Counters and gauges of this instance, cheap to read (the dashboard polls it)."""
+
+    time: int = Field(description="Unix time in milliseconds.")
+    uptime: float = Field(description="Seconds since the service started.")
+    backend: str
+    items_published: int = Field(description="Items published through this instance.")
+    items_delivered: int = Field(description="Live items written to this instance's streams.")
+    subscribers: int
+    cache_items: int
+    cache_bytes: int
+    resets: dict[str, int] = Field(description="Reset events sent, by reason.")
+    catchups: int = Field(description="Catch-ups from the cache of overrun subscribers.")
+
+
 class ProblemDetails(BaseModel):
     """RFC 9457 problem details."""
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from streaming import Backend
 
+from .fanout import Fanout
+from .metrics import Metrics
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +23,12 @@ class Service:
     backend: Backend
     publish_token: str
     streams: set[EventStream] = field(default_factory=set, repr=False)
+    fanout: Fanout = field(init=False, repr=False)
+    metrics: Metrics = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fanout = Fanout(self.backend.replica.broadcast)
+        self.metrics = Metrics(self.backend)
 
     def begin_shutdown(self) -> None:
         """End every open stream now, so the server can finish its open responses."""

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streaming import LogConfig
 
 _MIB = 1024 * 1024
+_JWT_SECRET_MIN = 32
 _REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://")
 
 
@@ -60,6 +61,15 @@ class Settings(BaseSettings):
     redis_wait_replicas: int = Field(
         0, ge=0, description="Replicas that must confirm a write before 201 (Redis WAIT)."
     )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins browsers may call from (CORS); empty: off.",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret (32 bytes or more) of JWTs granting topics; when set, reads "
+        "need a JWT and publishing takes one too. Unset: reads are open.",
+    )
 
     @field_validator("backend")
     @classmethod
@@ -68,10 +78,22 @@ class Settings(BaseSettings):
             raise ValueError(f"must be 'memory' or a URL starting with {', '.join(_REDIS_SCHEMES)}")
         return value
 
-    @field_validator("publish_token", mode="before")
+    @field_validator("publish_token", "jwt_secret", mode="before")
     @classmethod
     def _empty_token_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # RFC 7518: an HS256 key must be at least as long as the hash (32 bytes).
+        if value is not None and len(value.get_secret_value().encode()) < _JWT_SECRET_MIN:
+            raise ValueError(f"must be at least {_JWT_SECRET_MIN} bytes (RFC 7518)")
+        return value
+
+    def cors_origin_list(self) -> list[str]:
+        """The origins of ``cors_origins``; empty when CORS is off."""
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     def log_config(self) -> LogConfig:
         """The core's limits, in its units (milliseconds and bytes)."""

@@ -1,8 +1,10 @@
 """The `/stream` response: a subscription's events written as Server-Sent Events.
 
-Built for fan-out: each wake-up writes every event ready for the subscriber in one send,
-and nothing else runs per event. Heartbeats come from one timer for all streams (a nudge
-of the live log), and stalled sends are found by one sweep, not a deadline per send.
+Built for fan-out. A stream's own task writes its replay and catch-ups, each ready batch
+in one send; once it has caught up it hands itself to the `Fanout`, which writes live
+items to every such stream without waking their tasks. Heartbeats come from one timer
+for all streams (a nudge of the live log), and stalled sends are found by one sweep,
+not by a deadline per send.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from streaming import StreamId, retry_field
-from streaming.merge import Event
+from streaming.merge import Event, Subscription
 
+from .fanout import Connection
 from .service import Service
 
 logger = logging.getLogger("tailcast")
+
+SERVER_SEND = "tailcast.server_send"
+"""Scope key of the ASGI server's own ``send``, set by the app (see `app.main`)."""
 
 _HEARTBEAT = b": heartbeat\n\n"
 _HEADERS = [
@@ -46,13 +52,18 @@ class EventStream(Response):
         since: StreamId | None,
         limit: int | None,
     ) -> None:
-        super().__init__(status_code=200, headers=None)
+        super().__init__(status_code=200)
         self.raw_headers = list(_HEADERS)
         self._service = service
         self._topics = topics
         self._since = since
         self._limit = limit
+        self._heartbeat_gap = service.settings.heartbeat / 2
         self._scope: anyio.CancelScope | None = None
+        self._connection: Connection | None = None
+        self._subscription: Subscription | None = None
+        self._receive: Receive | None = None
+        self._parked: anyio.CancelScope | None = None
         self._aborted = False
         self.sending_since = 0.0
         """When the send under way began (`time.monotonic`), or 0 when none is."""
@@ -61,52 +72,109 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self._service
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        # Body chunks go to the server directly: middleware has seen the response start,
+        # and must not rewrite a stream's body (no compression).
+        server_send: Send = scope.get(SERVER_SEND, send)
+        self._connection = Connection.of(server_send)
+        self._receive = receive
         service.streams.add(self)
         try:
-            async with anyio.create_task_group() as tasks:
-                self._scope = tasks.cancel_scope
-                tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                await self._pump(send)
-                tasks.cancel_scope.cancel()
+            if self._connection is not None:
+                # One task per stream: it watches for the disconnect while parked.
+                with anyio.CancelScope() as self._scope:
+                    await self._pump(server_send)
+            else:
+                async with anyio.create_task_group() as tasks:
+                    self._scope = tasks.cancel_scope
+                    tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
+                    await self._pump(server_send)
+                    tasks.cancel_scope.cancel()
         finally:
             service.streams.discard(self)
-        # After a disconnect this is a no-op: uvicorn drops writes to a closed connection.
-        if not self._aborted:
+        if not self._aborted:  # after a disconnect uvicorn drops this write
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def abort(self) -> None:
-        """Stop a stream whose client stopped reading (its send is stalled).
-
-        The response is left incomplete, so uvicorn closes the connection.
-        """
+        """Drop a stream whose client stopped reading (its send is stalled)."""
         self._aborted = True
+        if self._connection is not None:
+            self._connection.abort()
         if self._scope is not None:
-            self._scope.cancel()
+            self._scope.cancel()  # without a connection, uvicorn closes it on return
+
+    def flush(self, now: float) -> bool:
+        """For the `Fanout`: write what is ready without blocking, or hand the stream back."""
+        connection, subscription = self._connection, self._subscription
+        if connection is None or subscription is None or not connection.writable:
+            return False
+        batch = subscription.poll()
+        if batch is None:
+            return False
+        if batch:
+            chunk = _chunk(batch, b"")
+        elif now - self.last_write >= self._heartbeat_gap:
+            chunk = _HEARTBEAT
+        else:
+            return True
+        connection.write(chunk)
+        self.last_write = now
+        return not subscription.exhausted
+
+    def resume(self) -> None:
+        """For the `Fanout`: it let go of the stream; its own task takes over."""
+        if self._parked is not None:
+            self._parked.cancel()
 
     async def _pump(self, send: Send) -> None:
         service = self._service
         if self._since is not None:
             await service.backend.sync_to(self._since)
         subscription = service.backend.subscribe(self._topics, self._since, self._limit)
+        self._subscription = subscription
         logger.debug("stream opened: topics=%s since=%s", sorted(self._topics), self._since)
         # The retry hint rides in the first event's block: a block holding only `retry:`
         # is not an event, yet some clients dispatch it as an empty message.
         head = retry_field(service.settings.retry_ms)
         self.last_write = time.monotonic()
         try:
+            connection = self._connection
             while (batch := subscription.poll()) is not None:
                 if batch:
                     chunk = _chunk(batch, head)
                     head = b""
-                elif self._heartbeat_due():
+                elif time.monotonic() - self.last_write >= self._heartbeat_gap:
                     chunk = _HEARTBEAT
-                else:
+                elif connection is None:
                     await subscription.wait()
                     continue
+                elif connection.disconnected:
+                    break
+                elif connection.writable:
+                    if await self._park():
+                        break
+                    continue
+                else:
+                    chunk = b""  # nothing to send: wait for the socket to drain
                 await self._send(send, chunk)
         finally:
             subscription.close()
             logger.debug("stream closed: topics=%s", sorted(self._topics))
+
+    async def _park(self) -> bool:
+        """Let the fan-out write live items until it hands the stream back (False) or the
+        client disconnects (True)."""
+        assert self._receive is not None
+        fanout = self._service.fanout
+        fanout.add(self)
+        try:
+            with anyio.CancelScope() as self._parked:
+                while (await self._receive())["type"] != "http.disconnect":
+                    pass
+                return True
+            return False
+        finally:
+            fanout.discard(self)
+            self._parked = None
 
     async def _send(self, send: Send, chunk: bytes) -> None:
         # The sweep in `watch_streams` aborts a send that stays under way too long.
@@ -114,10 +182,6 @@ class EventStream(Response):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         self.last_write = self.sending_since
         self.sending_since = 0.0
-
-    def _heartbeat_due(self) -> bool:
-        # Heartbeat ticks come every half interval: the gap between writes stays within one.
-        return time.monotonic() - self.last_write >= self._service.settings.heartbeat / 2
 
 
 def _chunk(batch: Sequence[Event], head: bytes) -> bytes:

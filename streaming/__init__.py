@@ -5,6 +5,7 @@ from .broadcast import Broadcast
 from .cache import ItemCache, Loss
 from .clock import Clock, wall_clock_ms
 from .config import LogConfig
+from .counters import Counters, Distribution
 from .errors import BackendClosed, BackendUnavailable, InvalidId, TailcastError
 from .ids import IdGenerator, StreamId
 from .item import DEFAULT_TOPIC, Draft, Item
@@ -19,6 +20,8 @@ __all__ = [
     "BackendUnavailable",
     "Broadcast",
     "Clock",
+    "Counters",
+    "Distribution",
     "Draft",
     "Event",
     "IdGenerator",

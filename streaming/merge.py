@@ -56,6 +56,10 @@ class Subscription:
         self._pending += items
         self._pending.append(Live(cutoff))
         self._pending_at = 0
+        counters = replica.counters
+        counters.replayed.observe(len(items))
+        if reset is not None:
+            counters.count_reset(reset.reason)
 
     @property
     def topics(self) -> frozenset[str]:
@@ -64,6 +68,11 @@ class Subscription:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the limit is used up: the next `poll` ends the stream."""
+        return self._remaining == 0
 
     def poll(self) -> Sequence[Event] | None:
         """Events ready now, without waiting: ``[]`` if none yet, None once the stream ended."""
@@ -84,7 +93,9 @@ class Subscription:
         self._position = live[-1].id
         if self._topics:
             live = [item for item in live if item.topic in self._topics]
-        return self._limited(live)
+        delivered = self._limited(live)
+        self._replica.counters.delivered += len(delivered)
+        return delivered
 
     async def next_batch(self) -> Sequence[Event] | None:
         """The next non-empty batch of events, waiting for live items; None when ended."""
@@ -137,8 +148,10 @@ class Subscription:
             # The log lost history (a new epoch began) somewhere past our position.
             reason = "restarted"
         self._floor = replica.floor
+        replica.counters.catchups += 1
         pending: list[Event] = []
         if reason is not None:
+            replica.counters.count_reset(reason)
             oldest = replica.cache.oldest(self._topics)
             pending.append(Reset(reason, self._last_sent, oldest))
             logger.info(

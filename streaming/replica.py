@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 
 from .broadcast import Broadcast
 from .cache import ItemCache
+from .counters import Counters
 from .ids import StreamId
 from .item import Item
 from .merge import Subscription
@@ -31,6 +32,7 @@ class Replica:
         self.floor = floor
         self.replay_batch = replay_batch
         self.last_id: StreamId | None = None
+        self.counters = Counters()
         self._subscriptions: set[Subscription] = set()
 
     @property

@@ -12,6 +12,7 @@ from ..broadcast import Broadcast
 from ..cache import ItemCache
 from ..clock import Clock
 from ..config import LogConfig
+from ..counters import Counters
 from ..errors import BackendClosed
 from ..ids import StreamId
 from ..item import Draft, Item
@@ -21,11 +22,13 @@ from ..replica import Replica
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """A backend's state at a glance, for health checks."""
+    """A backend's state at a glance, for health checks and metrics: what the cache holds,
+    the open subscriptions, and a snapshot of the replica's running totals."""
 
     items: int
     bytes: int
     subscribers: int
+    counters: Counters
 
 
 class Backend(abc.ABC):
@@ -94,9 +97,10 @@ class Backend(abc.ABC):
         return self.replica.get(topic, key)
 
     def stats(self) -> Stats:
-        cache = self.replica.cache
+        replica = self.replica
+        cache = replica.cache
         cache.expire()
-        return Stats(len(cache), cache.bytes, self.replica.subscriber_count)
+        return Stats(len(cache), cache.bytes, replica.subscriber_count, replica.counters.copy())
 
     def _ensure_open(self) -> None:
         if self.replica.broadcast.closed:

@@ -30,4 +30,5 @@ class MemoryBackend(Backend):
         now = self.clock()
         items = self._build(drafts, [self._ids.next() for _ in drafts], now)
         self.replica.apply(items)
+        self.replica.counters.published += len(items)
         return items

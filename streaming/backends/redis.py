@@ -136,6 +136,7 @@ class RedisBackend(Backend):
         items = [
             _item(StreamId.parse(id), payload) for id, payload in zip(ids, payloads, strict=True)
         ]
+        self.replica.counters.published += len(items)
         await self._caught_up(items[-1].id)
         return items
 

@@ -1,0 +1,111 @@
+"""Fan-out of live items by one task that writes to every caught-up stream in turn.
+
+Waking a task per subscriber per item costs more than the write itself. So a stream
+that has caught up and whose connection takes writes without blocking hands itself to
+the `Fanout`: one task that, after each publish, polls every such stream's subscription
+and writes what is ready in one non-blocking write. Items published while it writes
+pile up in the log and go out together in the next round, so under load each write
+carries several items. A stream whose connection stops taking writes (the client reads
+slowly) is handed back to its own task, which waits for the socket to drain; it can
+never hold up the others.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from streaming import Broadcast
+
+_HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
+
+
+class Connection:
+    """Non-blocking chunk writes to a uvicorn (httptools) HTTP/1.1 response under way.
+
+    Built from the server's ASGI ``send`` (a bound method of uvicorn's request cycle);
+    `of` returns None for any other server, and streams then write through ``send``.
+    """
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: Any) -> None:
+        self._cycle = cycle
+
+    @classmethod
+    def of(cls, send: object) -> Connection | None:
+        cycle = getattr(send, "__self__", None)
+        if type(cycle).__module__ != _HTTPTOOLS_CYCLE:
+            return None
+        if not all(hasattr(cycle, name) for name in ("transport", "flow", "disconnected")):
+            return None  # a uvicorn whose internals moved: stay on the ASGI path
+        return cls(cycle)
+
+    @property
+    def disconnected(self) -> bool:
+        return bool(self._cycle.disconnected)
+
+    @property
+    def writable(self) -> bool:
+        """Whether a write now goes out without queueing behind a congested socket."""
+        cycle = self._cycle
+        return not (cycle.disconnected or cycle.flow.write_paused)
+
+    def write(self, chunk: bytes) -> None:
+        """Write ``chunk`` as one chunk of the chunked response body."""
+        self._cycle.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all (a client that stopped reading)."""
+        self._cycle.transport.abort()
+
+
+class Writer(Protocol):
+    """A stream as the fan-out sees it."""
+
+    def flush(self, now: float) -> bool:
+        """Write what is ready; False hands the stream back to its own task."""
+        ...
+
+    def resume(self) -> None:
+        """Called once the fan-out lets go of the stream."""
+        ...
+
+
+class Fanout:
+    """The task that writes live items to every stream handed to it."""
+
+    def __init__(self, broadcast: Broadcast) -> None:
+        self._broadcast = broadcast
+        self._writers: dict[Writer, None] = {}  # insertion order: fair turns
+
+    def __len__(self) -> int:
+        return len(self._writers)
+
+    def add(self, writer: Writer) -> None:
+        self._writers[writer] = None
+
+    def discard(self, writer: Writer) -> None:
+        self._writers.pop(writer, None)
+
+    async def run(self) -> None:
+        """Flush every writer after each publish (and each heartbeat nudge) until closed."""
+        broadcast = self._broadcast
+        try:
+            while not broadcast.closed:
+                await broadcast.wake_up(broadcast.end)
+                self._flush_all()
+        finally:
+            for writer in list(self._writers):
+                self._release(writer)
+
+    def _flush_all(self) -> None:
+        now = time.monotonic()
+        for writer in list(self._writers):
+            if not writer.flush(now):
+                self._release(writer)
+
+    def _release(self, writer: Writer) -> None:
+        if writer in self._writers:
+            del self._writers[writer]
+            writer.resume()

@@ -1,0 +1,99 @@
+"""With `cors_origins` set, browsers on those origins may call the API (preflights
+answered, headers exposed); other origins get no CORS headers; unset, CORS is off."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support import run_server
+
+ALLOWED = "https://dashboard.example"
+OTHER = "https://elsewhere.example"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def backend() -> str:
+    """CORS is the HTTP layer's alone: the in-memory backend is enough."""
+    return "memory"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with (
+        run_server(backend="memory", cors_origins=f" {ALLOWED} , https://other.example") as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+    ):
+        yield client
+
+
+def _preflight(client: httpx.Client, path: str, origin: str, method: str) -> httpx.Response:
+    return client.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type, last-event-id",
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/stream", "GET"), ("/items", "POST"), ("/items", "GET"), ("/stats", "GET")],
+)
+def test_preflight_from_an_allowed_origin_is_allowed(
+    client: httpx.Client, path: str, method: str
+) -> None:
+    response = _preflight(client, path, ALLOWED, method)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    methods = {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
+    assert {"GET", "POST"} <= methods
+    allowed_headers = response.headers["access-control-allow-headers"].lower()
+    for header in ("authorization", "content-type", "last-event-id"):
+        assert header in allowed_headers
+
+
+@pytest.mark.parametrize("path", ["/stats", "/metrics", "/items", "/stream"])
+def test_response_to_an_allowed_origin_carries_cors_headers(
+    client: httpx.Client, path: str
+) -> None:
+    # Only the headers are read: the stream is closed right after.
+    with client.stream("GET", path, headers={"Origin": ALLOWED}) as response:
+        assert response.headers["access-control-allow-origin"] == ALLOWED
+        exposed = response.headers["access-control-expose-headers"].lower()
+    assert "retry-after" in exposed
+    assert "www-authenticate" in exposed
+
+
+def test_refused_publish_exposes_www_authenticate_to_an_allowed_origin(
+    client: httpx.Client,
+) -> None:
+    response = client.post("/items", json={"data": 1}, headers={"Origin": ALLOWED})
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert "www-authenticate" in response.headers["access-control-expose-headers"].lower()
+
+
+def test_other_origins_get_no_cors_headers(client: httpx.Client) -> None:
+    preflight = _preflight(client, "/stream", OTHER, "GET")
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    response = client.get("/stats", headers={"Origin": OTHER})
+    assert response.status_code == 200
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_is_off_without_origins() -> None:
+    with (
+        run_server(backend="memory") as server,
+        httpx.Client(base_url=server.url, timeout=5) as client,
+    ):
+        preflight = _preflight(client, "/stream", ALLOWED, "GET")
+        response = client.get("/stats", headers={"Origin": ALLOWED})
+    assert preflight.status_code == 405
+    assert not any(name.startswith("access-control-") for name in preflight.headers)
+    assert not any(name.startswith("access-control-") for name in response.headers)
