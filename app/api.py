@@ -246,6 +246,37 @@ async def stream(
     ] = None,
     access_token: AccessTokenQuery = None,
 ) -> EventStream:
+    return _open_stream(request, topic, since, limit, last_event_id, access_token)
+
+
+async def open_stream(request: Request) -> EventStream:
+    """`stream` without FastAPI's parameter machinery, for the app's fast path."""
+    query = request.query_params
+    raw_limit = query.get("limit")
+    try:
+        limit = None if raw_limit is None else int(raw_limit)
+    except ValueError:
+        limit = 0
+    if limit is not None and limit < 1:
+        raise Problem(400, f"limit: must be an integer of at least 1, not {raw_limit!r}.")
+    return _open_stream(
+        request,
+        query.getlist("topic"),
+        query.get("since"),
+        limit,
+        request.headers.get("last-event-id"),
+        query.get("access_token"),
+    )
+
+
+def _open_stream(
+    request: Request,
+    topic: list[str],
+    since: str | None,
+    limit: int | None,
+    last_event_id: str | None,
+    access_token: str | None,
+) -> EventStream:
     service = _service(request)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)

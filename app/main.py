@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
 
-from . import __version__, dashboard, problems
+from . import __version__, api, dashboard, problems
 from .api import router
 from .auth import redact_access_log
 from .schemas import ItemIn, ProblemDetails
@@ -72,15 +73,45 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
 
 
 class _Tailcast(FastAPI):
-    """The app, handing the server's own ``send`` to `EventStream` through the scope.
+    """The app, with a fast path for the two hot routes.
 
-    A stream's body chunks are the hot path of fan-out; writing them past the middleware
-    stack (whose send wrappers only watch the response start) saves a call per layer.
+    Publishing and streaming are what Tailcast does at volume. Their handlers read the
+    request themselves, so they are called here directly, past FastAPI's routing,
+    dependency and middleware layers (about half of a publish's cost, and a third of an
+    idle stream's memory); errors go to the same exception handlers. The FastAPI routes
+    stay: they document the API and serve it when middleware (CORS) is installed.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[SERVER_SEND] = send
+        if scope["type"] == "http":
+            scope[SERVER_SEND] = send
+            handler = _FAST_ROUTES.get((scope["method"], scope["path"]))
+            if handler is not None and not self.user_middleware and not scope.get("root_path"):
+                scope["app"] = self
+                await self._serve_fast(handler, Request(scope, receive), send)
+                return
         await super().__call__(scope, receive, send)
+
+    async def _serve_fast(self, handler: _Handler, request: Request, send: Send) -> None:
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            response = await self._handle(request, exc)
+        await response(request.scope, request.receive, send)
+
+    async def _handle(self, request: Request, exc: Exception) -> Response:
+        for cls in type(exc).__mro__:
+            if cls in self.exception_handlers:
+                response = self.exception_handlers[cls](request, exc)
+                return await response if inspect.isawaitable(response) else response
+        raise exc  # not reached: there is a handler for Exception
+
+
+_Handler = Callable[[Request], Awaitable[Response]]
+_FAST_ROUTES: dict[tuple[str, str], _Handler] = {
+    ("POST", "/items"): api.publish,
+    ("GET", "/stream"): api.open_stream,
+}
 
 
 def _allow_cross_origin(app: FastAPI, settings: Settings) -> None:
