@@ -11,6 +11,8 @@
   const CHART_SPAN_MIN_MS = 60_000;
   const CHART_SPAN_MAX_MS = 300_000;
   const PREVIEW_CHARS = 160;
+  const REPLAY_FRAME_MS = 250;
+  const MAX_FLASHES = 40;
   const TITLE_CHARS = 2000;
   const SUBSCRIBER_TOKEN = "tailcast.subscriberToken";
   const PUBLISH_TOKEN = "tailcast.publishToken";
@@ -47,14 +49,8 @@
   }
 
   function cleanTopics(values) {
-    const seen = new Set();
-    for (const value of values) {
-      for (const topic of value.split(",")) {
-        const trimmed = topic.trim();
-        if (trimmed) seen.add(trimmed);
-      }
-    }
-    return [...seen];
+    // Empty values count as absent, as the server has it.
+    return [...new Set(values.map((topic) => topic.trim()).filter(Boolean))];
   }
 
   function endpoint(path) {
@@ -142,19 +138,11 @@
   // in id order and live items after them), so the newest rows are the Map's last ones.
   const latest = new Map();
   let lastId = null;
+  let replaying = false; // between a stream's open and its live event
+  let quiet = false; // the first replay of a fresh stream: nothing in it is news
 
   function rowKey(topic, key) {
     return `${topic}\u0000${key}`;
-  }
-
-  function preview(data) {
-    let text;
-    try {
-      text = JSON.stringify(data);
-    } catch {
-      text = String(data);
-    }
-    return text === undefined ? "null" : text;
   }
 
   function onItem(event) {
@@ -168,7 +156,7 @@
     if (!id) return;
     if (lastId && compareIds(id, lastId) <= 0) return; // seen already (or older)
     lastId = id;
-    const text = preview(item.data);
+    const text = JSON.stringify(item.data) ?? "null"; // data parsed from JSON: no cycles
     const key = rowKey(item.topic, item.key);
     latest.delete(key);
     latest.set(key, {
@@ -178,6 +166,7 @@
       text: text.length > TITLE_CHARS ? `${text.slice(0, TITLE_CHARS)}…` : text,
       createdAt: Number(item.created_at),
       expiresAt: Number(item.expires_at),
+      flash: !quiet,
     });
     scheduleRender();
   }
@@ -200,12 +189,17 @@
   const rowCountEl = $("row-count");
   const rendered = new Map(); // row key -> {tr, cells, id, entry}
   let renderPending = false;
+  let lastRender = 0;
   let generation = 0;
 
   function scheduleRender() {
     if (renderPending) return;
     renderPending = true;
-    requestAnimationFrame(render);
+    // While a replay pours in, draw a few times a second: the events need the main
+    // thread more than the table needs every frame.
+    const wait = replaying ? lastRender + REPLAY_FRAME_MS - performance.now() : 0;
+    if (wait > 0) setTimeout(() => requestAnimationFrame(render), wait);
+    else requestAnimationFrame(render);
   }
 
   function topicHue(topic) {
@@ -248,9 +242,8 @@
     chip.style.setProperty("--hue", String(topicHue(entry.topic)));
     key.textContent = entry.key;
     key.title = entry.key;
-    const [ms, seq] = entry.id.split("-");
-    id.textContent = `${ms}-${seq}`;
-    id.title = new Date(Number(ms)).toISOString();
+    id.textContent = entry.id;
+    id.title = new Date(entry.createdAt).toISOString();
     data.textContent = entry.text.length > PREVIEW_CHARS
       ? `${entry.text.slice(0, PREVIEW_CHARS)}…`
       : entry.text;
@@ -259,10 +252,12 @@
     row.entry = entry;
   }
 
-  function flash(tr) {
-    tr.classList.remove("fresh");
-    void tr.offsetWidth; // restart the animation
-    tr.classList.add("fresh");
+  function flash(rows) {
+    // Restarting a CSS animation takes a style flush: one for all rows, not one per row.
+    if (!rows.length) return;
+    for (const tr of rows) tr.classList.remove("fresh");
+    void tbody.offsetWidth;
+    for (const tr of rows) tr.classList.add("fresh");
   }
 
   function tickRow(row, now) {
@@ -290,10 +285,13 @@
   }
 
   function render() {
+    if (!renderPending) return; // already drawn by the once-a-second tick
     renderPending = false;
+    lastRender = performance.now();
     generation += 1;
     const now = serverNow();
     let cursor = tbody.firstChild;
+    const changed = [];
     for (const [key, entry] of newest()) {
       let row = rendered.get(key);
       if (!row) {
@@ -303,7 +301,7 @@
       if (row.id !== entry.id) {
         fill(row, entry);
         tickRow(row, now);
-        flash(row.tr);
+        if (entry.flash) changed.push(row.tr);
       }
       row.generation = generation;
       if (row.tr === cursor) {
@@ -318,6 +316,7 @@
         rendered.delete(key);
       }
     }
+    flash(changed.slice(0, MAX_FLASHES)); // newest first; a flood would only flicker
     emptyEl.hidden = latest.size > 0;
     const total = numberFormat.format(latest.size);
     rowCountEl.textContent = latest.size > maxRows
@@ -334,7 +333,8 @@
   // Once a second: ages, countdowns and expiries.
   setInterval(() => {
     const now = serverNow();
-    if (dropExpired(now) || renderPending) render();
+    if (dropExpired(now)) renderPending = true;
+    render();
     for (const row of rendered.values()) tickRow(row, now);
   }, 1000);
 
@@ -360,11 +360,15 @@
       if (es === source) handler(event);
     };
     es.addEventListener("open", mine(() => {
+      replaying = true;
+      quiet = lastId === null; // a resume's replay is what we missed: it flashes
       streamErrorEl.hidden = true;
       setState("replaying");
     }));
     es.addEventListener("item", mine(onItem));
     es.addEventListener("live", mine(() => {
+      replaying = false;
+      quiet = false;
       reopenDelay = 1000;
       setState("live");
     }));
@@ -383,6 +387,7 @@
       setState("reset");
     }));
     es.addEventListener("error", mine(() => {
+      replaying = false;
       setState("reconnecting");
       // EventSource retries by itself after network errors; after an HTTP error it
       // gives up (CLOSED), so try again later and say why.
@@ -442,7 +447,7 @@
 
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   topicInput.addEventListener("change", () => {
-    const next = cleanTopics([topicInput.value]);
+    const next = cleanTopics(topicInput.value.split(","));
     if (next.join("\u0000") !== topics.join("\u0000")) applyTopics(next);
   });
   tokenInput.addEventListener("change", () => {
