@@ -1,0 +1,169 @@
+"""The bench's load client judges integrity: every stream must count every item it gets,
+and flag any duplicate, gap or out-of-order id, however the bytes are split on the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+
+from bench.http import HttpConnection
+from bench.sse import SseStream, open_stream
+from bench.tally import Tally
+from bench.wire import Wire
+from tests.support import RunningServer
+
+_NOW = time.time_ns()
+_TAILCAST_LIVE = b"event: live\ndata: {}\n\n"
+_NCHAN_HI = b": hi\n\n"
+
+
+def _tailcast_frame(position: int, seq: int) -> bytes:
+    ident = b"%d-%d" % (1_795_291_488_000 + position // 3, position % 3)
+    return (
+        b'event: item\nid: %s\ndata: {"id":"%s","key":"k","topic":"t",'
+        b'"data":{"s":%d,"t":%d},"created_at":1}\n\n' % (ident, ident, seq, _NOW)
+    )
+
+
+def _nchan_frame(position: int, seq: int) -> bytes:
+    return b'id: %d:%d\ndata: {"s":%d,"t":%d}\n\n' % (
+        1_795_291_488 + position // 5,
+        position % 5,
+        seq,
+        _NOW,
+    )
+
+
+def _chunked(writes: Sequence[bytes]) -> bytes:
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    return head + b"".join(b"%x\r\n%s\r\n" % (len(w), w) for w in writes)
+
+
+def _plain(writes: Sequence[bytes]) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n\r\n" + b"".join(writes)
+
+
+def _tailcast_body(seqs: Sequence[int]) -> bytes:
+    frames = [_tailcast_frame(i, s) for i, s in enumerate(seqs)]
+    return _chunked([b"retry: 2000\n" + _TAILCAST_LIVE, *frames, b": heartbeat\n\n"])
+
+
+def _nchan_body(seqs: Sequence[int]) -> bytes:
+    return _plain([_NCHAN_HI, *(_nchan_frame(i, s) for i, s in enumerate(seqs))])
+
+
+@asynccontextmanager
+async def _playing(raw: bytes, seed: int = 7) -> AsyncIterator[tuple[str, int]]:
+    """A loopback server that answers any request with ``raw``, cut into random pieces."""
+    pieces = random.Random(seed)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        position = 0
+        while position < len(raw):
+            size = pieces.choice([1, 2, 5, 13, 64, 700, 4096])
+            writer.write(raw[position : position + size])
+            position += size
+            await writer.drain()
+            await asyncio.sleep(0)
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        yield "127.0.0.1", server.sockets[0].getsockname()[1]
+
+
+async def _read(
+    raw: bytes, marker: bytes, timed: bool, expect: int | None = None, items: int = 0
+) -> tuple[Tally, SseStream]:
+    tally = Tally()
+    async with _playing(raw) as (host, port):
+        stream = await open_stream(
+            host, port, b"GET / HTTP/1.1\r\n\r\n", marker, tally, expect, timed
+        )
+        async with asyncio.timeout(10):
+            await (stream.ready if expect is None else stream.complete)
+            while stream.next_seq < items and stream.alive:
+                await asyncio.sleep(0.01)
+                stream.flush()
+        stream.flush()
+        stream.close()
+    return tally, stream
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "bulk"])
+async def test_a_clean_chunked_stream_cut_anywhere_counts_every_item(timed: bool) -> None:
+    tally, stream = await _read(_tailcast_body(range(300)), b"event: live", timed, items=300)
+    assert (tally.events, tally.anomalies, stream.next_seq) == (300, {}, 300)
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "bulk"])
+async def test_a_missing_and_a_repeated_item_are_a_gap_and_a_duplicate(timed: bool) -> None:
+    seqs = [*range(100), *range(101, 200), 150, *range(200, 250)]
+    tally, _ = await _read(_tailcast_body(seqs), b"event: live", timed, items=250)
+    assert tally.anomalies == {"gaps": 1, "duplicates": 1}
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "bulk"])
+async def test_nchan_ids_on_an_unchunked_body_are_checked(timed: bool) -> None:
+    tally, _ = await _read(_nchan_body(range(200)), b": hi", timed, items=200)
+    assert (tally.events, tally.anomalies) == (200, {})
+
+
+async def test_an_id_that_does_not_increase_is_out_of_order() -> None:
+    frames = [_nchan_frame(0, 0), _nchan_frame(2, 1), _nchan_frame(1, 2), _nchan_frame(3, 3)]
+    tally, _ = await _read(_plain([_NCHAN_HI, *frames]), b": hi", timed=False, items=4)
+    assert tally.anomalies == {"out-of-order ids": 1}
+
+
+async def test_a_reset_event_is_an_anomaly() -> None:
+    reset = b'event: reset\ndata: {"reason":"evicted"}\n\n'
+    tally, _ = await _read(_chunked([_TAILCAST_LIVE, reset]), b"event: live", timed=True)
+    assert tally.anomalies == {"resets": 1}
+
+
+async def test_a_replay_in_any_order_is_complete_when_every_item_arrived() -> None:
+    seqs = list(range(500))
+    random.Random(3).shuffle(seqs)
+    tally, stream = await _read(_nchan_body(seqs), b": hi", timed=True, expect=500)
+    assert stream.complete.done()
+    assert (tally.events, tally.anomalies) == (500, {})
+
+
+async def test_timed_streams_measure_latency_from_the_send_stamp() -> None:
+    tally, _ = await _read(_nchan_body(range(50)), b": hi", timed=True, items=50)
+    assert tally.latency.total == 50
+    assert tally.latency.percentile_ms(0.5) is not None
+
+
+async def test_the_load_client_reads_a_live_tailcast_stream_clean(server: RunningServer) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    wire = Wire("tailcast", "127.0.0.1", port, server.token)
+    tally = Tally()
+    stream = await open_stream(
+        wire.host, wire.port, wire.subscribe("bench"), wire.ready_marker, tally, timed=False
+    )
+    publisher = await HttpConnection.open(wire.host, wire.port)
+    try:
+        async with asyncio.timeout(10):
+            await stream.ready
+            for seq in range(20):
+                status, _ = await publisher.request(wire.publish("bench", seq))
+                assert status == 201
+            status, _ = await publisher.request(wire.publish_batch("bench", range(20, 40)))
+            assert status == 201
+            while stream.next_seq < 40:
+                await asyncio.sleep(0.01)
+                stream.flush()
+    finally:
+        publisher.close()
+        stream.close()
+    assert (tally.events, tally.anomalies) == (40, {})
