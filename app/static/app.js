@@ -370,6 +370,7 @@
       replaying = false;
       quiet = false;
       reopenDelay = 1000;
+      render(); // "live" means the replay is on screen, not waiting for a frame
       setState("live");
     }));
     es.addEventListener("reset", mine((event) => {
