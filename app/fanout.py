@@ -15,9 +15,14 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+import anyio
+import anyio.lowlevel
+
 from streaming import Broadcast
 
 _HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
+_SETTLE_MAX = 0.002
+"""Longest (s) a round waits for publishes already under way."""
 
 
 class Connection:
@@ -53,7 +58,7 @@ class Connection:
 
     def write(self, chunk: bytes) -> None:
         """Write ``chunk`` as one chunk of the chunked response body."""
-        self._cycle.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+        self._cycle.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
 
     def abort(self) -> None:
         """Drop the connection now, unsent data and all (a client that stopped reading)."""
@@ -94,10 +99,26 @@ class Fanout:
         try:
             while not broadcast.closed:
                 await broadcast.wake_up(broadcast.end)
+                await self._settle()
                 self._flush_all()
         finally:
             for writer in list(self._writers):
                 self._release(writer)
+
+    async def _settle(self) -> None:
+        """Let publishes that are ready to run land first, so one round carries them all.
+
+        A server answers a connection's pipelined requests one task after another, each
+        made ready by the one before; without this, every such request would get a round
+        of its own. The wait is bounded so a steady stream of publishes cannot starve it.
+        """
+        broadcast = self._broadcast
+        deadline = time.monotonic() + _SETTLE_MAX
+        while True:
+            end = broadcast.end
+            await anyio.lowlevel.checkpoint()
+            if broadcast.end == end or time.monotonic() >= deadline:
+                return
 
     def _flush_all(self) -> None:
         now = time.monotonic()

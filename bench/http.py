@@ -7,6 +7,7 @@ protocols do the minimum per chunk so the client is not the bottleneck.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import cast
 
 from .errors import HttpError
@@ -58,11 +59,20 @@ class ChunkedDecoder:
                 if eol < 0:
                     break
                 size = int(buf[pos:eol].split(b";", 1)[0], 16)
+                if size == 0:
+                    if end - eol < 4:
+                        break  # the body's final CRLF has not arrived: keep the line
+                    pos = eol + 4
+                    self.finished = True
+                    break
                 pos = eol + 2
                 self._remaining = size
-                self.finished = size == 0
         self._pending = buf[pos:] if pos < end else b""
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def rest(self) -> bytes:
+        """Once finished: what came after the body (a pipelined response's start)."""
+        return self._pending if self.finished else b""
 
 
 class Head:
@@ -88,11 +98,16 @@ class Head:
 
 
 class HttpConnection(asyncio.Protocol):
-    """One keep-alive connection sending one request at a time and reading whole responses."""
+    """One keep-alive connection reading whole responses, in order.
+
+    `request` sends one request and waits for its response; `send` pipelines: it writes
+    a request at once and returns a future for its response, so a paced publisher keeps
+    its schedule whatever the server's response time (HTTP/1.1 answers in request order).
+    """
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._waiters: deque[asyncio.Future[tuple[int, bytes]]] = deque()
         self._buf = bytearray()
         self._head: Head | None = None
         self._decoder: ChunkedDecoder | None = None
@@ -105,16 +120,23 @@ class HttpConnection(asyncio.Protocol):
         _, protocol = await loop.create_connection(cls, host, port)
         return protocol
 
+    @property
+    def outstanding(self) -> int:
+        """Requests sent whose responses have not arrived yet."""
+        return len(self._waiters)
+
     async def request(self, data: bytes) -> tuple[int, bytes]:
         """Send one complete request (head and body) and wait for its response."""
+        return await self.send(data)
+
+    def send(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
+        """Send one complete request now; the future resolves with its response."""
         if self._lost is not None or self._transport is None:
             raise HttpError(f"connection closed: {self._lost}")
-        self._waiter = asyncio.get_running_loop().create_future()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         self._transport.write(data)
-        try:
-            return await self._waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def close(self) -> None:
         if self._transport is not None:
@@ -125,15 +147,22 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = exc or ConnectionResetError("closed by the server")
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(HttpError(f"connection lost: {self._lost}"))
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(HttpError(f"connection lost: {self._lost}"))
 
     def data_received(self, data: bytes) -> None:
+        while data:
+            data = self._consume(data)
+
+    def _consume(self, data: bytes) -> bytes:
+        """Take what belongs to the response under way; return what is left (pipelining)."""
         if self._head is None:
             self._buf += data
             end = self._buf.find(b"\r\n\r\n")
             if end < 0:
-                return
+                return b""
             self._head = Head(bytes(self._buf[:end]))
             data = bytes(self._buf[end + 4 :])
             self._buf.clear()
@@ -141,16 +170,21 @@ class HttpConnection(asyncio.Protocol):
                 self._decoder = ChunkedDecoder()
         if self._decoder is not None:
             self._body.append(self._decoder.feed(data))
+            rest = self._decoder.rest()
             if self._decoder.finished:
                 self._finish()
-        else:
-            self._body.append(data)
-            if sum(map(len, self._body)) >= (self._head.length or 0):
-                self._finish()
+            return rest
+        need = (self._head.length or 0) - sum(map(len, self._body))
+        self._body.append(data[:need])
+        if len(data) >= need:
+            self._finish()
+        return data[need:]
 
     def _finish(self) -> None:
         assert self._head is not None
         status, body = self._head.status, b"".join(self._body)
         self._head, self._decoder, self._body = None, None, []
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result((status, body))
+        if self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result((status, body))
