@@ -68,10 +68,12 @@ class ItemCache:
         key = (item.topic, item.key)
         # One clock reading for the whole update: a clock crossing into a new millisecond
         # mid-way could otherwise expire an item between two steps (its index then drifts).
-        with self._store.timer as now:
-            old = self._store.peek(key)
+        store = self._store
+        with store.timer as now:
+            store.expire(now)
+            old = store.peek(key)
             if old is not None:
-                del self._store[key]
+                del store[key]
                 self._unindex(old)
             if item.size > self._max_bytes:
                 self._losses.record(item.topic, Loss(item.id, "evicted"))
@@ -80,9 +82,9 @@ class ItemCache:
                 # Expired on arrival (a slow replica loading old entries): it evicts nothing.
                 self._losses.record(item.topic, Loss(item.id, "expired"))
                 return
-            while len(self._store) >= self._max_items:
-                self._store.popitem()
-            self._store[key] = item
+            while store.count() >= self._max_items:
+                store.popitem()
+            store[key] = item
         self._index(item)
 
     def clear(self) -> None:
@@ -169,10 +171,14 @@ class _ExpiringStore(TLRUCache[_Key, Item]):
         self._on_lost = on_lost
 
     def expire(self, time: Any = None) -> list[tuple[_Key, Item]]:
-        expired = list(super().expire(time))
+        expired: list[tuple[_Key, Item]] = super().expire(time)
         for _key, item in expired:
             self._on_lost(item, "expired")
         return expired
+
+    def count(self) -> int:
+        """How many items are stored, expired ones included (``len`` expires first)."""
+        return Cache.__len__(self)
 
     def popitem(self) -> tuple[_Key, Item]:
         key, item = super().popitem()
