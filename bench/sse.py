@@ -32,6 +32,7 @@ _STAMP = re.compile(rb'"s":(\d+),"t":(\d+)')
 # has no raw CR, so "\r\n" only ever belongs to the framing.
 _FRAMING = re.compile(rb"\r\n[0-9a-fA-F]+(?:;[^\r]*)?\r\n")
 _RESET = b"event: reset"
+_ID_FIELD = b"\nid: "  # every event's id line (JSON data holds no raw newline)
 _TOP = BUCKETS - 1
 _Pairs = list[tuple[bytes, bytes]]
 
@@ -43,7 +44,8 @@ class SseStream(asyncio.Protocol):
     ``expect=N`` checks a replay of items published concurrently (in any order): each of
     ``0..N-1`` exactly once; `complete` resolves when all N have arrived. ``timed`` streams
     check every read at once and record latencies; the others check on `flush` (but each
-    read until `ready`, so that it resolves promptly).
+    read until `ready`, so that it resolves promptly). An untimed replay only counts events
+    as they arrive (`all_arrived`) and checks them on `flush`.
     """
 
     def __init__(
@@ -70,10 +72,16 @@ class SseStream(asyncio.Protocol):
         self.next_seq = 0
         """Live: the sequence number due next. Replay: how many distinct items arrived."""
         self._seen = bytearray(expect) if expect is not None else None
+        self._counting = expect is not None and not timed
+        self.arrived = 0
+        """Replay, untimed: events counted on arrival, before any check."""
+        self._carry = b"\n"  # a body may open with an event's id line
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
         """Resolves when the ready marker (`live`, or Nchan's first comment) arrives."""
         self.complete: asyncio.Future[None] = loop.create_future()
+        self.all_arrived: asyncio.Future[None] = loop.create_future()
+        """Untimed replay: resolves when N events arrived (unchecked until `flush`)."""
         if expect == 0:
             self.complete.set_result(None)
 
@@ -95,19 +103,22 @@ class SseStream(asyncio.Protocol):
             return
         self.tally.errors += 1
         reason = ConnectionError(f"stream closed by the server: {exc}")
-        for future in (self.ready, self.complete):
+        for future in (self.ready, self.complete, self.all_arrived):
             if not future.done():
                 future.set_exception(reason)
                 future.exception()  # retrieved: whoever awaits it sees it, nobody else warns
 
     def data_received(self, data: bytes) -> None:
-        if self._ready and not self.timed:
+        if self._ready and not self.timed and self._seen is None:
             self._reads.append(data)  # the hot path: checked in bulk by `flush`
             return
         if self._head is None:
             data = self._read_head(data)
             if not data:
                 return
+        if self._counting:
+            self._note_arrivals(data)
+            return
         if not self.timed:
             self._reads.append(data)
             self.flush()
@@ -116,13 +127,33 @@ class SseStream(asyncio.Protocol):
             data = self._decoder.feed(data)
         self._complete_events(data, time.time_ns())
 
+    def _note_arrivals(self, data: bytes) -> None:
+        """A replay, untimed: count events as they arrive and check them once all have.
+
+        Counting is a byte search (after taking off chunk framing, which may cut an event
+        anywhere), so the time until the last item (or the ready marker) arrives measures
+        the server, not this client's checks, which follow in `flush`.
+        """
+        if self._decoder is not None:
+            data = self._decoder.feed(data)
+        self._reads.append(data)
+        joined = self._carry + data
+        self.arrived += joined.count(_ID_FIELD)
+        self._carry = joined[-(len(_ID_FIELD) - 1) :]
+        if not self._ready and self._marker in joined:
+            self._ready = True
+            self.ready.set_result(None)
+        seen = self._seen
+        if seen is not None and self.arrived >= len(seen) and not self.all_arrived.done():
+            self.all_arrived.set_result(None)
+
     def flush(self) -> None:
         """Check what an untimed stream has read since the last flush."""
         if not self._reads:
             return
         data = b"".join(self._reads)
         self._reads.clear()
-        if self._decoder is not None:
+        if self._decoder is not None and not self._counting:
             # A framing line cut at the end of the read stays in the tail, and is matched
             # whole once the rest of it arrives.
             data = _FRAMING.sub(b"", self._tail + data)
@@ -145,7 +176,7 @@ class SseStream(asyncio.Protocol):
             return raw[end + 4 :]
         self._decoder = ChunkedDecoder()
         # The first chunk's size line has no framing CRLF before it; `flush` wants one.
-        return raw[end + 2 :] if not self.timed else raw[end + 4 :]
+        return raw[end + 2 :] if not (self.timed or self._counting) else raw[end + 4 :]
 
     def _complete_events(self, data: bytes, now: int | None) -> None:
         """Take the complete events of ``self._tail + data``; keep the rest as the tail."""

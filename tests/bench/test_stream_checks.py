@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -48,6 +48,12 @@ def _chunked(writes: Sequence[bytes]) -> bytes:
 
 def _plain(writes: Sequence[bytes]) -> bytes:
     return b"HTTP/1.1 200 OK\r\n\r\n" + b"".join(writes)
+
+
+def _nchan_chunked_body(seqs: Sequence[int]) -> bytes:
+    """As nginx may send it: chunked, with chunk boundaries anywhere in an event."""
+    payload = b"".join([_NCHAN_HI, *(_nchan_frame(i, s) for i, s in enumerate(seqs))])
+    return _chunked([payload[at : at + 97] for at in range(0, len(payload), 97)])
 
 
 def _tailcast_body(seqs: Sequence[int]) -> bytes:
@@ -136,6 +142,42 @@ async def test_a_replay_in_any_order_is_complete_when_every_item_arrived() -> No
     tally, stream = await _read(_nchan_body(seqs), b": hi", timed=True, expect=500)
     assert stream.complete.done()
     assert (tally.events, tally.anomalies) == (500, {})
+
+
+@pytest.mark.parametrize(
+    ("body", "marker"),
+    [(_nchan_body, b": hi"), (_nchan_chunked_body, b": hi"), (_tailcast_body, b"event: live")],
+    ids=["nchan", "nchan-chunked", "tailcast"],
+)
+async def test_an_untimed_replay_counts_arrivals_then_checks_every_item(
+    body: Callable[[Sequence[int]], bytes], marker: bytes
+) -> None:
+    seqs = list(range(500))
+    random.Random(5).shuffle(seqs)
+    tally, stream = await _replay_untimed(body(seqs), marker)
+    assert stream.complete.done()
+    assert (stream.arrived, tally.events, tally.anomalies) == (500, 500, {})
+
+
+async def test_an_untimed_replay_with_a_repeat_is_not_complete() -> None:
+    seqs = [*range(250), 100, *range(250, 499)]
+    tally, stream = await _replay_untimed(_nchan_body(seqs), b": hi")
+    assert not stream.complete.done()
+    assert (tally.events, tally.anomalies) == (500, {"duplicates": 1})
+
+
+async def _replay_untimed(raw: bytes, marker: bytes) -> tuple[Tally, SseStream]:
+    """Read a 500-event replay without timing: wait for every arrival, then check."""
+    tally = Tally()
+    async with _playing(raw) as (host, port):
+        request = b"GET / HTTP/1.1\r\n\r\n"
+        stream = await open_stream(host, port, request, marker, tally, 500, timed=False)
+        async with asyncio.timeout(10):
+            await stream.all_arrived
+        assert tally.events == 0  # nothing checked yet: arrivals are only counted
+        stream.flush()
+        stream.close()
+    return tally, stream
 
 
 async def test_timed_streams_measure_latency_from_the_send_stamp() -> None:
