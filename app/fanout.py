@@ -5,20 +5,24 @@ that has caught up and whose connection takes writes without blocking hands itse
 the `Fanout`: one task that, after each publish, polls every such stream's subscription
 and writes what is ready in one non-blocking write. Items published while it writes
 pile up in the log and go out together in the next round, so under load each write
-carries several items. A stream whose connection stops taking writes (the client reads
-slowly) is handed back to its own task, which waits for the socket to drain; it can
-never hold up the others.
+carries several items. Within a round, streams at the same place on the same topics
+share one batch, read, filtered and encoded as a chunk once (`Round`), which leaves
+little more than the write itself per stream. A stream whose connection stops taking
+writes (the client reads slowly) is handed back to its own task, which waits for the
+socket to drain; it can never hold up the others.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
 
 from streaming import Broadcast
+from streaming.merge import Event, SharedBatches
 
 _HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
 _SETTLE_MAX = 0.002
@@ -60,15 +64,39 @@ class Connection:
         """Write ``chunk`` as one chunk of the chunked response body."""
         self._cycle.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
 
+    def write_framed(self, data: bytes) -> None:
+        """Write body chunks already framed (size line, data, CRLF; see `Round.chunk`)."""
+        self._cycle.transport.write(data)
+
     def abort(self) -> None:
         """Drop the connection now, unsent data and all (a client that stopped reading)."""
         self._cycle.transport.abort()
 
 
+class Round:
+    """What the streams flushed in one fan-out round share: live batches read once per
+    (cursor, topics), and the chunk last encoded, for the next stream with the same batch."""
+
+    __slots__ = ("_batch", "_chunk", "batches", "now")
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.batches = SharedBatches()
+        self._batch: Sequence[Event] | None = None
+        self._chunk = b""
+
+    def chunk(self, batch: Sequence[Event]) -> bytes:
+        """``batch`` as one chunk of the chunked body, encoded once for a run of streams."""
+        if batch is not self._batch:
+            body = batch[0].frame if len(batch) == 1 else b"".join(e.frame for e in batch)
+            self._batch, self._chunk = batch, b"%x\r\n%s\r\n" % (len(body), body)
+        return self._chunk
+
+
 class Writer(Protocol):
     """A stream as the fan-out sees it."""
 
-    def flush(self, now: float) -> bool:
+    def flush(self, current: Round) -> bool:
         """Write what is ready; False hands the stream back to its own task."""
         ...
 
@@ -121,9 +149,9 @@ class Fanout:
                 return
 
     def _flush_all(self) -> None:
-        now = time.monotonic()
+        current = Round(time.monotonic())
         for writer in list(self._writers):
-            if not writer.flush(now):
+            if not writer.flush(current):
                 self._release(writer)
 
     def _release(self, writer: Writer) -> None:

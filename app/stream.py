@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from streaming import StreamId, retry_field
 from streaming.merge import Event, Subscription
 
-from .fanout import Connection
+from .fanout import Connection, Round
 from .service import Service
 
 logger = logging.getLogger("tailcast")
@@ -102,22 +102,21 @@ class EventStream(Response):
         if self._scope is not None:
             self._scope.cancel()  # without a connection, uvicorn closes it on return
 
-    def flush(self, now: float) -> bool:
+    def flush(self, current: Round) -> bool:
         """For the `Fanout`: write what is ready without blocking, or hand the stream back."""
         connection, subscription = self._connection, self._subscription
         if connection is None or subscription is None or not connection.writable:
             return False
-        batch = subscription.poll()
+        batch = subscription.poll(current.batches)
         if batch is None:
             return False
         if batch:
-            chunk = _chunk(batch, b"")
-        elif now - self.last_write >= self._heartbeat_gap:
-            chunk = _HEARTBEAT
+            connection.write_framed(current.chunk(batch))
+        elif current.now - self.last_write >= self._heartbeat_gap:
+            connection.write(_HEARTBEAT)
         else:
             return True
-        connection.write(chunk)
-        self.last_write = now
+        self.last_write = current.now
         return not subscription.exhausted
 
     def resume(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .ids import StreamId
@@ -18,6 +19,7 @@ from .item import Item
 from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
+    from .broadcast import Broadcast
     from .replica import Replica
 
 _ORIGIN = StreamId(0, 0)
@@ -74,26 +76,33 @@ class Subscription:
         """Whether the limit is used up: the next `poll` ends the stream."""
         return self._remaining == 0
 
-    def poll(self) -> Sequence[Event] | None:
-        """Events ready now, without waiting: ``[]`` if none yet, None once the stream ended."""
+    def poll(self, shared: SharedBatches | None = None) -> Sequence[Event] | None:
+        """Events ready now, without waiting: ``[]`` if none yet, None once the stream ended.
+
+        With ``shared`` (one per fan-out round), subscribers at the same place on the same
+        topics get the same list of live items, read and filtered once.
+        """
         if self._closed:
             return None
-        if self._replica.broadcast.closed or self._remaining == 0:
+        broadcast = self._replica.broadcast
+        if broadcast.closed or self._remaining == 0:
             self.close()
             return None
         if self._pending_at < len(self._pending):
             return self._limited(self._take_pending())
-        live = self._replica.broadcast.read(self._cursor)
+        end = broadcast.end
+        if self._cursor == end:
+            return []
+        if shared is None:
+            live = _live_after(broadcast, self._cursor, self._topics)
+        else:
+            live = shared.live_after(broadcast, self._cursor, self._topics)
         if live is None:
             self._catch_up()
             return self._limited(self._take_pending())
-        if not live:
-            return []
-        self._cursor += len(live)
-        self._position = live[-1].id
-        if self._topics:
-            live = [item for item in live if item.topic in self._topics]
-        delivered = self._limited(live)
+        self._cursor = end
+        self._position = live.last_id
+        delivered = self._limited(live.items)
         self._replica.counters.delivered += len(delivered)
         return delivered
 
@@ -193,3 +202,44 @@ class Subscription:
             if isinstance(event, Item):
                 self._last_sent = event.id
                 return
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """Live items from a cursor to the log's end: those on the topics, and the last id read."""
+
+    items: list[Item]
+    last_id: StreamId
+
+
+def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:
+    """The log from ``cursor`` (not empty) filtered to ``topics``; None if overrun."""
+    live = broadcast.read(cursor)
+    if live is None:
+        return None
+    last_id = live[-1].id
+    if topics:
+        live = [item for item in live if item.topic in topics]
+    return _Live(live, last_id)
+
+
+class SharedBatches:
+    """Live batches for one fan-out round, read once per (cursor, topics).
+
+    Valid while the log does not change: make one per round, with no await in between.
+    Subscribers that share a batch get the same list object, so whatever is built from
+    it (an encoded chunk) can be built once as well.
+    """
+
+    __slots__ = ("_batches",)
+
+    def __init__(self) -> None:
+        self._batches: dict[tuple[int, frozenset[str]], _Live | None] = {}
+
+    def live_after(self, broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:
+        key = (cursor, topics)
+        try:
+            return self._batches[key]
+        except KeyError:
+            live = self._batches[key] = _live_after(broadcast, cursor, topics)
+            return live

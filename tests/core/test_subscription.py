@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from streaming import BackendClosed, Draft, Item, Live, MemoryBackend, Reset, StreamId
+from streaming.merge import SharedBatches
 from tests.core.helpers import BackendFactory, FakeClock, describe, drain, item_ids, sid
 
 
@@ -445,3 +446,27 @@ def test_an_item_expiring_during_subscribe_is_replayed_or_announced() -> None:
         clock.tick = 0
         events = drain(subscription)
         assert short in events or isinstance(events[0], Reset), (ttl, describe(events))
+
+
+def test_subscribers_on_the_same_topics_share_one_live_batch(backend: MemoryBackend) -> None:
+    first, second, other = backend.subscribe(["a"]), backend.subscribe(["a"]), backend.subscribe()
+    for subscription in (first, second, other):
+        drain(subscription)
+    a1, b1 = publish(backend, topic="a"), publish(backend, topic="b")
+    shared = SharedBatches()
+    from_first, from_second = first.poll(shared), second.poll(shared)
+    assert from_first == [a1]
+    assert from_second is from_first  # read and filtered once, for both
+    assert other.poll(shared) == [a1, b1]
+    assert first.poll(SharedBatches()) == []
+
+
+def test_a_shared_batch_does_not_hide_an_overrun(make_backend: BackendFactory) -> None:
+    backend = make_backend(live_buffer_items=2)
+    behind, current = backend.subscribe(), backend.subscribe()
+    drain(behind)
+    items = [publish(backend, key=str(n)) for n in range(6)]
+    drain(current)
+    shared = SharedBatches()
+    assert current.poll(shared) == []
+    assert behind.poll(shared) == items  # caught up from the cache, each item once
