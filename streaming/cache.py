@@ -2,14 +2,15 @@
 
 cachetools' `TLRUCache` does expiry (per-item ttl) and size-driven eviction; since the
 cache is never read through ``[]``/``get`` (which would reorder it), its LRU order is
-write order, so a full cache evicts the oldest items first. Sorted indexes by id, global
-and per topic, serve "everything after id X" in O(log n + k). Items that leave by expiry
-or eviction are recorded as losses, so a subscriber that needed one can be told.
+write order, so a full cache evicts the oldest items first. Indexes by id, global and
+per topic, serve "everything after id X" in O(log n + k) (`_IdIndex`). Items that leave
+by expiry or eviction are recorded as losses, so a subscriber that needed one can be told.
 """
 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -17,7 +18,6 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from cachetools import Cache, TLRUCache
-from sortedcontainers import SortedDict
 
 from .clock import Clock
 from .ids import StreamId
@@ -51,8 +51,8 @@ class ItemCache:
         self._max_bytes = max_bytes
         self._clock = clock
         self._store = _ExpiringStore(max_bytes, clock, self._lose)
-        self._by_id: SortedDict = SortedDict()
-        self._by_topic: dict[str, SortedDict] = {}
+        self._by_id = _IdIndex()
+        self._by_topic: dict[str, _IdIndex] = {}
         self._losses = _LossLog(max_loss_topics)
 
     def __len__(self) -> int:
@@ -90,7 +90,7 @@ class ItemCache:
     def clear(self) -> None:
         """Forget every item (the log they came from is gone); not recorded as losses."""
         self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
-        self._by_id = SortedDict()
+        self._by_id = _IdIndex()
         self._by_topic = {}
 
     def expire(self) -> None:
@@ -110,8 +110,9 @@ class ItemCache:
     ) -> list[Item]:
         """Cached items after ``since`` on ``topics`` (all when empty), in id order."""
         if not topics:
-            return _slice(self._by_id, since, limit)
-        parts = [_slice(self._by_topic[t], since, limit) for t in topics if t in self._by_topic]
+            return self._by_id.after(since, limit)
+        by_topic = self._by_topic
+        parts = [by_topic[t].after(since, limit) for t in topics if t in by_topic]
         if len(parts) == 1:
             return parts[0]
         return list(islice(heapq.merge(*parts, key=_by_id), limit))
@@ -119,25 +120,25 @@ class ItemCache:
     def oldest(self, topics: Collection[str] = ()) -> StreamId | None:
         """The oldest cached id on ``topics`` (all when empty), or None when there is none."""
         if not topics:
-            return self._by_id.keys()[0] if self._by_id else None
-        firsts = [self._by_topic[t].keys()[0] for t in topics if t in self._by_topic]
-        return min(firsts, default=None)
+            return self._by_id.first()
+        firsts = [self._by_topic[t].first() for t in topics if t in self._by_topic]
+        return min((first for first in firsts if first is not None), default=None)
 
     def loss_after(self, since: StreamId, topics: Collection[str] = ()) -> Loss | None:
         """The newest loss on ``topics`` (all when empty) with an id after ``since``, if any."""
         return self._losses.after(since, topics)
 
     def _index(self, item: Item) -> None:
-        self._by_id[item.id] = item
+        self._by_id.add(item)
         index = self._by_topic.get(item.topic)
         if index is None:
-            index = self._by_topic[item.topic] = SortedDict()
-        index[item.id] = item
+            index = self._by_topic[item.topic] = _IdIndex()
+        index.add(item)
 
     def _unindex(self, item: Item) -> None:
-        del self._by_id[item.id]
+        self._by_id.remove(item.id)
         index = self._by_topic[item.topic]
-        del index[item.id]
+        index.remove(item.id)
         if not index:
             del self._by_topic[item.topic]
 
@@ -146,11 +147,63 @@ class ItemCache:
         self._losses.record(item.topic, Loss(item.id, reason))
 
 
-def _slice(index: SortedDict, since: StreamId | None, limit: int | None) -> list[Item]:
-    start = 0 if since is None else index.bisect_right(since)
-    stop = len(index) if limit is None else min(len(index), start + limit)
-    items: list[Item] = index.values()[start:stop]
-    return items
+class _IdIndex:
+    """Items by id, read in id order from any id.
+
+    Ids arrive in increasing order, so the sorted list of ids only grows at its end, and a
+    removed id stays in it as a hole (absent from the dict) until holes are half the list:
+    adding and removing are O(1) amortised, a read is a bisection and a walk past holes.
+    """
+
+    __slots__ = ("_head", "_holes", "_ids", "_items")
+
+    def __init__(self) -> None:
+        self._ids: list[StreamId] = []
+        self._items: dict[StreamId, Item] = {}
+        self._holes = 0
+        self._head = 0  # every entry before it is a hole (expiry removes the oldest first)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Item) -> None:
+        ids = self._ids
+        if not ids or item.id > ids[-1]:
+            ids.append(item.id)
+        else:  # an older id (history loaded late), or one removed before: keep order
+            at = bisect_left(ids, item.id)
+            if at < len(ids) and ids[at] == item.id:
+                if item.id not in self._items:
+                    self._holes -= 1
+            else:
+                ids.insert(at, item.id)
+            self._head = min(self._head, at)
+        self._items[item.id] = item
+
+    def remove(self, id: StreamId) -> None:
+        del self._items[id]
+        self._holes += 1
+        if self._holes > 64 and 2 * self._holes > len(self._ids):
+            items = self._items
+            self._ids = [i for i in self._ids if i in items]
+            self._holes = self._head = 0
+
+    def first(self) -> StreamId | None:
+        ids, items, head = self._ids, self._items, self._head
+        while head < len(ids) and ids[head] not in items:
+            head += 1
+        self._head = head
+        return ids[head] if head < len(ids) else None
+
+    def after(self, since: StreamId | None, limit: int | None) -> list[Item]:
+        """Items with ids after ``since`` (all when None), in id order, at most ``limit``."""
+        ids, items = self._ids, self._items
+        start = self._head if since is None else max(self._head, bisect_right(ids, since))
+        if not self._holes:
+            stop = len(ids) if limit is None else min(len(ids), start + limit)
+            return [items[i] for i in ids[start:stop]]
+        found = (items[i] for i in ids[start:] if i in items)
+        return list(found if limit is None else islice(found, limit))
 
 
 def _expires_at(_key: _Key, item: Item, _now: float) -> float:

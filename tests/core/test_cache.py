@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from streaming import ItemCache, Loss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streaming import Item, ItemCache, Loss, StreamId
+from streaming.cache import _IdIndex
 from tests.core.helpers import T0, FakeClock, make_item, sid
 
 ORIGIN = sid("0-0")
@@ -316,3 +320,39 @@ def test_an_item_expiring_while_it_is_added_keeps_the_cache_consistent() -> None
     assert cache.after(None) == []
     assert len(cache) == 0
     assert cache.bytes == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "append", "older", "remove", "remove"]), st.integers()
+        ),
+        max_size=400,
+    ),
+    st.integers(1, 5),
+)
+def test_the_id_index_reads_like_a_sorted_map(ops: list[tuple[str, int]], limit: int) -> None:
+    # New ids at the end, some older ones (history loaded late), removals and re-adds.
+    index, model = _IdIndex(), dict[StreamId, Item]()
+    newest = 0
+    for op, n in ops:
+        if op == "append":
+            newest += 1
+            ident = StreamId(1_000_000, newest)
+        elif op == "older":
+            ident = StreamId(1_000_000, n % (newest + 1))
+        else:
+            ident = sorted(model)[n % len(model)] if model else StreamId(0, 0)
+        if op == "remove" and ident in model:
+            del model[ident]
+            index.remove(ident)
+        elif op != "remove" and ident not in model:
+            model[ident] = make_item(str(ident))
+            index.add(model[ident])
+        expected = [model[i] for i in sorted(model)]
+        since = StreamId(1_000_000, n % (newest + 1))
+        assert index.after(None, None) == expected
+        assert index.after(since, limit) == [i for i in expected if i.id > since][:limit]
+        assert index.first() == (expected[0].id if expected else None)
+        assert len(index) == len(model)
