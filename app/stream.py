@@ -117,7 +117,7 @@ class EventStream(Response):
         else:
             return True
         self.last_write = current.now
-        return not subscription.exhausted
+        return self._limit is None or not subscription.exhausted
 
     def resume(self) -> None:
         """For the `Fanout`: it let go of the stream; its own task takes over."""

@@ -102,7 +102,12 @@ class Subscription:
             return self._limited(self._take_pending())
         self._cursor = end
         self._position = live.last_id
-        delivered = self._limited(live.items)
+        if self._remaining is None:  # no limit: the shared batch as it is
+            delivered: Sequence[Event] = live.items
+            if live.last_item is not None:
+                self._last_sent = live.last_item
+        else:
+            delivered = self._limited(live.items)
         self._replica.counters.delivered += len(delivered)
         return delivered
 
@@ -210,6 +215,8 @@ class _Live:
 
     items: list[Item]
     last_id: StreamId
+    last_item: StreamId | None
+    """The id of the last of ``items``, if any."""
 
 
 def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:
@@ -220,7 +227,7 @@ def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _L
     last_id = live[-1].id
     if topics:
         live = [item for item in live if item.topic in topics]
-    return _Live(live, last_id)
+    return _Live(live, last_id, live[-1].id if live else None)
 
 
 class SharedBatches:
