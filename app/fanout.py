@@ -60,12 +60,8 @@ class Connection:
         cycle = self._cycle
         return not (cycle.disconnected or cycle.flow.write_paused)
 
-    def write(self, chunk: bytes) -> None:
-        """Write ``chunk`` as one chunk of the chunked response body."""
-        self._cycle.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-
-    def write_framed(self, data: bytes) -> None:
-        """Write body chunks already framed (size line, data, CRLF; see `Round.chunk`)."""
+    def write(self, data: bytes) -> None:
+        """Write body chunks already framed for the chunked response body (`framed`)."""
         self._cycle.transport.write(data)
 
     def abort(self) -> None:
@@ -89,8 +85,13 @@ class Round:
         """``batch`` as one chunk of the chunked body, encoded once for a run of streams."""
         if batch is not self._batch:
             body = batch[0].frame if len(batch) == 1 else b"".join(e.frame for e in batch)
-            self._batch, self._chunk = batch, b"%x\r\n%s\r\n" % (len(body), body)
+            self._batch, self._chunk = batch, framed(body)
         return self._chunk
+
+
+def framed(body: bytes) -> bytes:
+    """``body`` as one chunk of an HTTP/1.1 chunked body: size line, data, CRLF."""
+    return b"%x\r\n%s\r\n" % (len(body), body)
 
 
 class Writer(Protocol):

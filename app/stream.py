@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from streaming import StreamId, retry_field
 from streaming.merge import Event, Subscription
 
-from .fanout import Connection, Round
+from .fanout import Connection, Round, framed
 from .service import Service
 
 logger = logging.getLogger("tailcast")
@@ -29,6 +29,7 @@ SERVER_SEND = "tailcast.server_send"
 """Scope key of the ASGI server's own ``send``, set by the app (see `app.main`)."""
 
 _HEARTBEAT = b": heartbeat\n\n"
+_HEARTBEAT_CHUNK = framed(_HEARTBEAT)
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -111,9 +112,9 @@ class EventStream(Response):
         if batch is None:
             return False
         if batch:
-            connection.write_framed(current.chunk(batch))
+            connection.write(current.chunk(batch))
         elif current.now - self.last_write >= self._heartbeat_gap:
-            connection.write(_HEARTBEAT)
+            connection.write(_HEARTBEAT_CHUNK)
         else:
             return True
         self.last_write = current.now

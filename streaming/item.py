@@ -51,10 +51,11 @@ class Item:
         expires_at: int,
     ) -> Item:
         """Build an item and encode its JSON and SSE frame, once."""
-        key = str(id) if draft.key is None else draft.key
+        text = str(id)
+        key = text if draft.key is None else draft.key
         body = orjson.dumps(
             {
-                "id": str(id),
+                "id": text,
                 "key": key,
                 "topic": draft.topic,
                 "data": draft.data,
@@ -62,13 +63,13 @@ class Item:
                 "expires_at": expires_at,
             }
         )
-        frame = b"".join((_FRAME_HEAD, str(id).encode(), _DATA_HEAD, body, b"\n\n"))
+        frame = b"%s%s%s%s\n\n" % (_FRAME_HEAD, text.encode(), _DATA_HEAD, body)
         return cls(id, draft.topic, key, draft.data, created_at, expires_at, frame)
 
     @property
     def json(self) -> bytes:
         """The item as a JSON object (the ``data:`` line of its frame)."""
-        start = len(_FRAME_HEAD) + len(str(self.id)) + len(_DATA_HEAD)
+        start = self.frame.index(_DATA_HEAD, len(_FRAME_HEAD)) + len(_DATA_HEAD)
         return self.frame[start:-2]
 
     @property
