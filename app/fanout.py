@@ -71,22 +71,29 @@ class Connection:
 
 class Round:
     """What the streams flushed in one fan-out round share: live batches read once per
-    (cursor, topics), and the chunk last encoded, for the next stream with the same batch."""
+    (cursor, topics), and each batch's chunk, encoded once for every stream that has it."""
 
-    __slots__ = ("_batch", "_chunk", "batches", "now")
+    __slots__ = ("_chunks", "batches", "now")
 
     def __init__(self, now: float) -> None:
         self.now = now
         self.batches = SharedBatches()
-        self._batch: Sequence[Event] | None = None
-        self._chunk = b""
+        # By batch identity; each entry keeps its batch alive, so no id is reused meanwhile.
+        self._chunks: dict[int, tuple[Sequence[Event], bytes]] = {}
 
     def chunk(self, batch: Sequence[Event]) -> bytes:
-        """``batch`` as one chunk of the chunked body, encoded once for a run of streams."""
-        if batch is not self._batch:
-            body = batch[0].frame if len(batch) == 1 else b"".join(e.frame for e in batch)
-            self._batch, self._chunk = batch, framed(body)
-        return self._chunk
+        """``batch`` as one chunk of the chunked body, encoded once per round."""
+        known = self._chunks.get(id(batch))
+        if known is None:
+            known = self._chunks[id(batch)] = (batch, framed(joined(batch)))
+        return known[1]
+
+
+def joined(batch: Sequence[Event], head: bytes = b"") -> bytes:
+    """The batch's frames (after ``head``) as one body; a lone frame goes out as is."""
+    if len(batch) == 1 and not head:
+        return batch[0].frame
+    return b"".join([head, *(event.frame for event in batch)])
 
 
 def framed(body: bytes) -> bytes:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from streaming import StreamId, retry_field
-from streaming.merge import Event, Subscription
+from streaming.merge import Subscription
 
-from .fanout import Connection, Round, framed
+from .fanout import Connection, Round, framed, joined
 from .service import Service
 
 logger = logging.getLogger("tailcast")
@@ -140,7 +139,7 @@ class EventStream(Response):
             connection = self._connection
             while (batch := subscription.poll()) is not None:
                 if batch:
-                    chunk = _chunk(batch, head)
+                    chunk = joined(batch, head)
                     head = b""
                 elif time.monotonic() - self.last_write >= self._heartbeat_gap:
                     chunk = _HEARTBEAT
@@ -182,16 +181,6 @@ class EventStream(Response):
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         self.last_write = self.sending_since
         self.sending_since = 0.0
-
-
-def _chunk(batch: Sequence[Event], head: bytes) -> bytes:
-    """One write for the whole batch; a lone event's shared frame goes out as is."""
-    if len(batch) == 1 and not head:
-        return batch[0].frame
-    frames = [event.frame for event in batch]
-    if head:
-        frames.insert(0, head)
-    return b"".join(frames)
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

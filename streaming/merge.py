@@ -104,8 +104,8 @@ class Subscription:
         self._position = live.last_id
         if self._remaining is None:  # no limit: the shared batch as it is
             delivered: Sequence[Event] = live.items
-            if live.last_item is not None:
-                self._last_sent = live.last_item
+            if live.last_item_id is not None:
+                self._last_sent = live.last_item_id
         else:
             delivered = self._limited(live.items)
         self._replica.counters.delivered += len(delivered)
@@ -215,8 +215,8 @@ class _Live:
 
     items: list[Item]
     last_id: StreamId
-    last_item: StreamId | None
-    """The id of the last of ``items``, if any."""
+    last_item_id: StreamId | None
+    """The id of the last of ``items``, if any: derived once for every subscriber."""
 
 
 def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:

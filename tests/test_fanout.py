@@ -9,6 +9,8 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from app.fanout import Round
+from streaming import Draft, MemoryBackend
 from tests.support import RunningServer
 
 PIPELINED = 10
@@ -97,3 +99,22 @@ def test_items_from_pipelined_publishes_go_out_together(server: RunningServer) -
     # One round per publish would give one write per item; the fan-out waits for the
     # publishes already in the server's hands, so the items share far fewer writes.
     assert len(chunks) <= PIPELINED // 2, chunks
+
+
+def test_a_round_encodes_each_shared_batch_once_whatever_the_order_of_streams() -> None:
+    backend = MemoryBackend()
+    on_a, on_b = backend.subscribe(["a"]), backend.subscribe(["b"])
+    for subscription in (on_a, on_b):
+        while subscription.poll():
+            pass
+    backend.publish_now([Draft(1, topic="a"), Draft(2, topic="b")])
+    current = Round(0.0)
+    batch_a, batch_b = on_a.poll(current.batches), on_b.poll(current.batches)
+    assert batch_a is not None
+    assert batch_b is not None
+    first_a = current.chunk(batch_a)
+    first_b = current.chunk(batch_b)
+    # Streams on the two topics interleave; each batch's chunk is still built only once.
+    assert current.chunk(batch_a) is first_a
+    assert current.chunk(batch_b) is first_b
+    assert first_a == b"%x\r\n%s\r\n" % (len(batch_a[0].frame), batch_a[0].frame)

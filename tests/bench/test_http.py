@@ -4,10 +4,10 @@ however the bytes are split on the wire."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 from bench.http import HttpConnection
 from bench.wire import Wire
+from tests.bench.helpers import playing
 from tests.support import RunningServer
 
 _RESPONSES = [
@@ -21,25 +21,9 @@ _EXPECTED = [(201, b'{"a":1}'), (200, b"abcde"), (422, b"no"), (204, b""), (200,
 
 
 async def _replay_cut(raw: bytes, seed: int) -> list[tuple[int, bytes]]:
-    """Send requests to a server that answers them all with ``raw`` cut in random pieces."""
-    pieces = random.Random(seed)
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for _ in _RESPONSES:
-            await reader.readuntil(b"\r\n\r\n")
-        position = 0
-        while position < len(raw):
-            size = pieces.choice([1, 2, 3, 7, 19, 64, 4096])
-            writer.write(raw[position : position + size])
-            position += size
-            await writer.drain()
-            await asyncio.sleep(0)
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        conn = await HttpConnection.open("127.0.0.1", server.sockets[0].getsockname()[1])
+    """Pipeline requests to a server that answers them all with ``raw`` cut in random pieces."""
+    async with playing(raw, seed, requests=len(_RESPONSES)) as (host, port):
+        conn = await HttpConnection.open(host, port)
         try:
             waiting = [conn.send(b"GET / HTTP/1.1\r\n\r\n") for _ in _RESPONSES]
             async with asyncio.timeout(10):

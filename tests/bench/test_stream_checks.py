@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -15,6 +14,7 @@ from bench.http import HttpConnection
 from bench.sse import SseStream, open_stream
 from bench.tally import Tally
 from bench.wire import Wire
+from tests.bench.helpers import playing
 from tests.support import RunningServer
 
 _NOW = time.time_ns()
@@ -65,33 +65,11 @@ def _nchan_body(seqs: Sequence[int]) -> bytes:
     return _plain([_NCHAN_HI, *(_nchan_frame(i, s) for i, s in enumerate(seqs))])
 
 
-@asynccontextmanager
-async def _playing(raw: bytes, seed: int = 7) -> AsyncIterator[tuple[str, int]]:
-    """A loopback server that answers any request with ``raw``, cut into random pieces."""
-    pieces = random.Random(seed)
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        position = 0
-        while position < len(raw):
-            size = pieces.choice([1, 2, 5, 13, 64, 700, 4096])
-            writer.write(raw[position : position + size])
-            position += size
-            await writer.drain()
-            await asyncio.sleep(0)
-        await reader.read()  # until the client closes
-        writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        yield "127.0.0.1", server.sockets[0].getsockname()[1]
-
-
 async def _read(
     raw: bytes, marker: bytes, timed: bool, expect: int | None = None, items: int = 0
 ) -> tuple[Tally, SseStream]:
     tally = Tally()
-    async with _playing(raw) as (host, port):
+    async with playing(raw) as (host, port):
         stream = await open_stream(
             host, port, b"GET / HTTP/1.1\r\n\r\n", marker, tally, expect, timed
         )
@@ -169,7 +147,7 @@ async def test_an_untimed_replay_with_a_repeat_is_not_complete() -> None:
 async def _replay_untimed(raw: bytes, marker: bytes) -> tuple[Tally, SseStream]:
     """Read a 500-event replay without timing: wait for every arrival, then check."""
     tally = Tally()
-    async with _playing(raw) as (host, port):
+    async with playing(raw) as (host, port):
         request = b"GET / HTTP/1.1\r\n\r\n"
         stream = await open_stream(host, port, request, marker, tally, 500, timed=False)
         async with asyncio.timeout(10):
