@@ -1,27 +1,36 @@
-# Set-up is part of every target: `make run` and `make test` work on a fresh clone.
+# Set-up is part of every target: `make run` and `make test` work on a fresh clone, and
+# install exactly the versions in the lock files (requirements*.txt, with hashes).
+# `make lock` refreshes them after a change to pyproject.toml; `make lock UPGRADE=1`
+# moves every pin to the newest release the bounds in pyproject.toml allow.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PIP_VERSION := 26.3
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --require-hashes --no-deps
+EDITABLE := $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test lint format clean bench
+.PHONY: run test lint format clean bench lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed-run: requirements.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.txt
+	$(EDITABLE)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: requirements-dev.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-dev.txt
+	$(EDITABLE)
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
 	$(BIN)/tailcast serve $(ARGS)
 
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+$(VENV)/.installed-bench: requirements-bench.txt pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-bench.txt
+	$(EDITABLE)
 	touch $@ $(VENV)/.installed-run
 
 # Benchmarks (docs/BENCHMARKS.md): COMPARE=nchan adds nginx + Nchan, QUICK=1 is a smoke
@@ -44,6 +53,15 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The dev and bench locks are constrained by the run lock: one version of each package.
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --build-deps-for editable \
+	$(if $(filter-out 0,$(UPGRADE)),--upgrade)
+lock: $(VENV)/.installed-dev
+	$(LOCK) -o requirements.txt pyproject.toml
+	$(LOCK) -c requirements.txt --extra dev -o requirements-dev.txt pyproject.toml
+	$(LOCK) -c requirements.txt --extra bench -o requirements-bench.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
