@@ -136,7 +136,7 @@ def make_backend(settings: Settings) -> Backend:
         settings.log_config(),
         prefix=settings.redis_prefix,
         max_len=settings.redis_max_len,
-        wait_replicas=settings.redis_wait_replicas,
+        wait_replicas=settings.wait_replicas(),
     )
 
 

@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     redis_max_len: int = Field(
         1_000_000, ge=1, description="Most entries the Redis Stream retains (MAXLEN ~)."
     )
-    redis_wait_replicas: int = Field(
-        0, ge=0, description="Replicas that must confirm a write before 201 (Redis WAIT)."
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Replicas that must confirm a write before 201 (Redis WAIT); unset: 1 "
+        "with a redis+sentinel:// backend, else 0.",
     )
     cors_origins: str = Field(
         "",
@@ -90,6 +93,12 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value().encode()) < _JWT_SECRET_MIN:
             raise ValueError(f"must be at least {_JWT_SECRET_MIN} bytes (RFC 7518)")
         return value
+
+    def wait_replicas(self) -> int:
+        """Replicas a 201 waits for: durable by default where failover can lose writes."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.backend.startswith("redis+sentinel://") else 0
 
     def cors_origin_list(self) -> list[str]:
         """The origins of ``cors_origins``; empty when CORS is off."""

@@ -49,6 +49,8 @@ class RedisProcess:
     port: int = field(default_factory=free_port)
     replica_of: int | None = None
     sentinel_of: int | None = None
+    options: tuple[str, ...] = ()
+    """More lines of ``redis.conf`` (a server's, not a Sentinel's)."""
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,6 +61,18 @@ class RedisProcess:
         return redis.Redis(port=self.port, socket_timeout=5)
 
     def start(self) -> RedisProcess:
+        self._spawn()
+        self._wait_until_up()
+        return self
+
+    def start_loading(self) -> RedisProcess:
+        """Start, and return as soon as it answers, if only with ``LOADING`` (a dataset
+        still loading from disk)."""
+        self._spawn()
+        self._wait_until_up(loading_ok=True)
+        return self
+
+    def _spawn(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.directory / "redis.conf"
         config.write_text(self._config())
@@ -67,8 +81,6 @@ class RedisProcess:
             command.append("--sentinel")
         log = (self.directory / "redis.log").open("ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_until_up()
-        return self
 
     def stop(self) -> None:
         """Shut down as SIGTERM asks (a clean stop)."""
@@ -99,6 +111,7 @@ class RedisProcess:
         ]
         if self.replica_of is not None:
             lines.append(f"replicaof 127.0.0.1 {self.replica_of}")
+        lines += self.options
         if self.sentinel_of is not None:
             lines = [
                 f"port {self.port}",
@@ -111,16 +124,22 @@ class RedisProcess:
             ]
         return "\n".join(lines) + "\n"
 
-    def _wait_until_up(self, timeout: float = 10.0) -> None:
+    def _wait_until_up(self, timeout: float = 10.0, *, loading_ok: bool = False) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 log = (self.directory / "redis.log").read_text(errors="replace")
                 raise AssertionError(f"redis-server exited at start:\n{log}")
-            with contextlib.suppress(redis.RedisError), self.client() as client:
-                if client.ping():
+            try:
+                with self.client() as client:
+                    if client.ping():
+                        return
+            except redis.BusyLoadingError:
+                if loading_ok:
                     return
+            except redis.RedisError:
+                pass
             time.sleep(0.05)
         raise AssertionError(f"redis-server on port {self.port} did not start")
 

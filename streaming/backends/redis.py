@@ -15,6 +15,7 @@ reloads its cache and raises its floor, so resuming from a lost id yields a ``re
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -25,12 +26,10 @@ import anyio
 import orjson
 from anyio.abc import TaskGroup
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ..clock import Clock, wall_clock_ms
 from ..config import LogConfig
@@ -38,11 +37,12 @@ from ..errors import BackendUnavailable
 from ..ids import StreamId
 from ..item import Draft, Item
 from . import _scripts
+from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
 from .base import Backend
 
 logger = logging.getLogger("tailcast.redis")
 
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_PUBLISH_SHA = hashlib.sha1(_scripts.PUBLISH.encode()).hexdigest()
 _LOAD_PAGE = 10_000
 _TAIL_COUNT = 1_000
 _CATCH_UP_WAIT = 2.0  # seconds a publish waits for its items to reach the local cache
@@ -75,6 +75,7 @@ class RedisBackend(Backend):
         self._wait_timeout_ms = wait_timeout_ms
         self._epoch: str | None = None
         self._commands: Redis | None = None
+        self._publisher: Redis | None = None
         self._tail_client: Redis | None = None
         self._tasks: TaskGroup | None = None
         self._healthy = False
@@ -87,6 +88,13 @@ class RedisBackend(Backend):
 
     async def __aenter__(self) -> Self:
         self._commands = self._connect(socket_timeout=5, socket_connect_timeout=2, retry=_retry())
+        # Publishes never retry on their own: a script and its WAIT retried on another
+        # connection (or a reconnected one, now to a replica) would make a false 201.
+        self._publisher = self._connect(
+            socket_timeout=5 + self._wait_timeout_ms / 1000,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+        )
         # The tail blocks for `block_ms`: its socket timeout must be longer, or every
         # idle read would time out.
         self._tail_client = self._connect(
@@ -95,7 +103,6 @@ class RedisBackend(Backend):
             single_connection_client=True,
             retry=Retry(ExponentialBackoff(), 0),
         )
-        self._publish_script = self._commands.register_script(_scripts.PUBLISH)
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
         try:
             await self._sync_epoch()
@@ -125,7 +132,7 @@ class RedisBackend(Backend):
                 await self._close_clients()
 
     async def _close_clients(self) -> None:
-        for client in (self._tail_client, self._commands):
+        for client in (self._tail_client, self._publisher, self._commands):
             if client is not None:
                 await client.aclose()
 
@@ -141,34 +148,50 @@ class RedisBackend(Backend):
         return items
 
     async def _write(self, payloads: list[bytes]) -> list[str]:
-        commands = self._require(self._commands)
-        min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
+        """Append ``payloads`` to the log; 503 (`BackendUnavailable`) when this Redis cannot
+        take writes now, or when too few replicas confirmed them in time."""
         for attempt in range(2):
             try:
-                ids = await self._publish_script(
-                    keys=[self._stream, self._epoch_key],
-                    args=[self._epoch or "", min_id, self._max_len, *payloads],
-                )
-                if self._wait_replicas:
-                    acked = await commands.wait(self._wait_replicas, self._wait_timeout_ms)
-                    if acked < self._wait_replicas:
-                        raise BackendUnavailable(
-                            f"Redis replicated the write to {acked} of "
-                            f"{self._wait_replicas} replicas in time; it may be lost."
-                        )
-                self._healthy = True
-                return [_text(id) for id in ids]
-            except ResponseError as exc:
-                if _demoted(exc):
+                ids = await self._write_once(payloads)
+            except (RedisError, OSError) as exc:
+                if epoch_moved(exc) and not attempt:
+                    await self._sync_epoch()
+                    continue
+                if refuses_writes(exc):
                     self._healthy = False
                     raise BackendUnavailable(f"Redis cannot take writes now ({exc}).") from exc
-                if not str(exc).startswith("EPOCH") or attempt:
-                    raise
-                await self._sync_epoch()
-            except _UNREACHABLE as exc:
-                self._healthy = False
-                raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
+                raise
+            self._healthy = True
+            return ids
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_once(self, payloads: list[bytes]) -> list[str]:
+        """The publish script and its ``WAIT``, pipelined on one connection: the WAIT
+        confirms exactly this connection's write."""
+        publisher = self._require(self._publisher)
+        min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
+        args = (self._stream, self._epoch_key, self._epoch or "", min_id, self._max_len)
+        while True:
+            async with publisher.pipeline(transaction=False) as pipe:
+                pipe.evalsha(_PUBLISH_SHA, 2, *args, *payloads)
+                if self._wait_replicas:
+                    pipe.wait(self._wait_replicas, self._wait_timeout_ms)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            ids = replies[0]
+            if not isinstance(ids, NoScriptError):
+                break
+            # A restarted or newly promoted Redis lacks the script; nothing ran.
+            await publisher.script_load(_scripts.PUBLISH)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        if self._wait_replicas and replies[1] < self._wait_replicas:
+            self._healthy = False
+            raise BackendUnavailable(
+                f"Redis replicated the write to {replies[1]} of {self._wait_replicas} "
+                "replicas in time; it may be lost."
+            )
+        return [_text(id) for id in ids]
 
     async def sync_to(self, id: StreamId) -> None:
         """An id from another instance may be ahead of our tail: wait for it (briefly)."""
@@ -189,11 +212,8 @@ class RedisBackend(Backend):
             epoch, started = await self._ensure_script(
                 keys=[self._stream, self._epoch_key], args=[seen]
             )
-        except _UNREACHABLE as exc:
-            self._healthy = False
-            raise BackendUnavailable(f"Redis is unreachable ({exc}).") from exc
-        except ResponseError as exc:
-            if not _demoted(exc):
+        except (RedisError, OSError) as exc:
+            if not refuses_writes(exc):
                 raise
             self._healthy = False
             raise BackendUnavailable(f"Redis cannot take writes now ({exc}).") from exc
@@ -242,7 +262,7 @@ class RedisBackend(Backend):
                     logger.info("tail reconnected to Redis; resuming after %s", after)
                 failures = 0
                 self._healthy = True
-            except (*_UNREACHABLE, BackendUnavailable, ResponseError) as exc:
+            except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
                 # A ResponseError too: UNBLOCKED ends a blocked XREAD when a failover demotes
                 # the server, and the tail must outlive that (its task group is the backend's).
                 failures += 1
@@ -314,7 +334,7 @@ def connector(url: str) -> Callable[..., Redis]:
     sentinels = [_host_port(part) for part in hosts.split(",")]
 
     def connect(**options: Any) -> Redis:
-        sentinel = Sentinel(sentinels, socket_timeout=2, socket_connect_timeout=2)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(sentinels, socket_timeout=2, socket_connect_timeout=2)
         # Not `sentinel.master_for(**options)`: it hands every option to the connection
         # pool, and connections reject `single_connection_client` (a client option).
         single = bool(options.pop("single_connection_client", False))
@@ -350,12 +370,6 @@ class _SentinelMaster(Redis):
 def _host_port(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return (host or text, int(port) if host else 26379)
-
-
-def _demoted(exc: ResponseError) -> bool:
-    """Whether Redis refused because of its role, not the command: it is (or just became) a
-    replica. With Sentinel the next connection goes to the new master."""
-    return isinstance(exc, ReadOnlyError) or str(exc).startswith("UNBLOCKED")
 
 
 def _retry() -> Retry:

@@ -1,6 +1,6 @@
-"""Two Sentinel failovers while instances publish and stream with ``--redis-wait-replicas 1``
-(a 201 means a replica has the write): first a manual ``SENTINEL FAILOVER``, then the new
-master dies (SIGKILL) and Sentinel promotes the old one back. Publishes in the failover
+"""Two Sentinel failovers while instances publish and stream with default settings (through
+Sentinel a 201 means a replica has the write): first a manual ``SENTINEL FAILOVER``, then
+the new master dies (SIGKILL) and Sentinel promotes the old one back. Publishes in the failover
 windows may fail with 503; every acknowledged item reaches every subscriber exactly once,
 in increasing id order."""
 
@@ -92,9 +92,7 @@ async def _failovers(directory: Path) -> Failovers:
     with contextlib.ExitStack() as stack:
         topology = stack.enter_context(sentinel_topology(directory / "redis"))
         old, new = topology.master, topology.replica
-        instances = stack.enter_context(
-            running_instances(topology.url, directory / "app", 2, "--redis-wait-replicas", "1")
-        )
+        instances = stack.enter_context(running_instances(topology.url, directory / "app", 2))
         urls = [instance.url for instance in instances]
         subscribers = [Subscriber([url, *(u for u in urls if u != url)]) for url in urls]
         publishing = Publishing()

@@ -84,7 +84,8 @@ def test_a_sentinel_instance_leaves_no_connection_to_redis_or_sentinels_when_sto
     redis_server: RedisProcess, sentinel: RedisProcess
 ) -> None:
     url = f"redis+sentinel://127.0.0.1:{sentinel.port}/tailcast/0"
-    with run_server(backend=url, publish_token=TOKEN) as server:
+    # No replica here: a 201 without confirmation from one (durable is the default).
+    with run_server(backend=url, publish_token=TOKEN, redis_wait_replicas=0) as server:
         _exercise(server.url)
         assert len(_app_clients(redis_server)) >= 2
         assert _app_clients(sentinel), "the instance asked the Sentinel for the master"
