@@ -190,15 +190,23 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
 
 
 async def watch_streams(service: Service) -> None:
-    """For the service's lifetime: tick heartbeats and drop clients that stopped reading."""
+    """For the service's lifetime: tick heartbeats and drop clients that stopped reading.
+
+    A stream sends a heartbeat at the first tick after it has been quiet for half of
+    ``heartbeat``; ticking every third of it keeps every gap under ``heartbeat`` with room
+    for late timers.
+    """
     settings = service.settings
-    period = min(settings.heartbeat / 2, settings.send_timeout / 4)
-    next_tick = time.monotonic() + settings.heartbeat / 2
+    tick = settings.heartbeat / 3
+    period = min(tick, settings.send_timeout / 4)
+    next_tick = time.monotonic() + tick
     while True:
         await anyio.sleep(period)
         now = time.monotonic()
-        if now >= next_tick:
-            next_tick = now + settings.heartbeat / 2
+        # Timers may wake a little early (uvloop rounds to whole milliseconds): a strict
+        # `now >= next_tick` would skip the whole tick.
+        if now >= next_tick - period / 2:
+            next_tick = now + tick
             service.backend.replica.broadcast.nudge()
         for stream in list(service.streams):
             if stream.sending_since and now - stream.sending_since > settings.send_timeout:
