@@ -69,6 +69,14 @@ class Broadcast:
             self._wakeup = anyio.Event()
         await self._wakeup.wait()
 
+    def restart(self) -> None:
+        """Drop every retained item and skip a sequence number, so that every reader's next
+        read reports it was overrun (the log it read from is no longer to be trusted)."""
+        self._start = self.end + 1
+        self._entries = []
+        self._bytes = 0
+        self._wake()
+
     def nudge(self) -> None:
         """Wake every waiting reader without publishing (one timer for all heartbeats)."""
         self._wake()

@@ -56,8 +56,13 @@ class Replica:
             self.last_id = items[-1].id
 
     def start_epoch(self, floor: StreamId) -> None:
-        """The log lost history: forget the cache and vouch only for ids from ``floor`` on."""
+        """The log lost history: forget the cache and vouch only for ids from ``floor`` on.
+
+        Every subscription then catches up as if overrun, with a ``reset``: even one that
+        kept up may have received items the log no longer has.
+        """
         self.cache.clear()
+        self.broadcast.restart()
         self.floor = floor
         if self.last_id is None or floor > self.last_id:
             self.last_id = floor

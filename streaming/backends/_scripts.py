@@ -11,6 +11,12 @@ local function before(a, b)
   local bms, bseq = parse(b)
   return ams < bms or (ams == bms and aseq < bseq)
 end
+local function holds(stream, id)
+  if #redis.call('XRANGE', stream, id, id) > 0 then return true end
+  -- Trimmed by age or length (older than the first entry) is not lost.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  return #first > 0 and before(id, first[1][1])
+end
 local function last_generated(stream)
   if redis.call('EXISTS', stream) == 0 then return '0-0' end
   local info = redis.call('XINFO', 'STREAM', stream)
@@ -35,17 +41,23 @@ redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
 return ids
 """
 
+STARTED_NONE, STARTED_NEW, STARTED_LOST, STARTED_DIVERGED = 0, 1, 2, 3
+"""How `ENSURE_EPOCH` found the log: as it was; new (nothing there, nothing seen); with its
+history lost (no epoch key, or the stream behind what the caller saw); diverged (the stream
+went on, but without the last entry the caller read: a failover dropped it)."""
+
 # KEYS: stream, epoch. ARGV: the last id the caller has seen ('0-0' if none).
-# Returns {epoch, started}: the current epoch (the id of its marker entry), and how this
-# call found the log: 0 as it was, 1 new (nothing there, nothing seen), 2 with its history
-# lost (no epoch, or the stream behind what the caller saw): then it started an epoch. A
-# new epoch's marker id is past every id the caller saw, so ids never go backwards.
+# Returns {epoch, started}: the current epoch (the id of its marker entry), and one of the
+# STARTED_* values; unless STARTED_NONE, it started an epoch. A new epoch's marker id is
+# past every id the caller saw, so ids never go backwards.
 ENSURE_EPOCH = (
     _ID_HELPERS
     + """
 local epoch = redis.call('GET', KEYS[2])
 local last = last_generated(KEYS[1])
-if epoch and not before(last, ARGV[1]) then
+local behind = before(last, ARGV[1])
+local kept = ARGV[1] == '0-0' or behind or holds(KEYS[1], ARGV[1])
+if epoch and not behind and kept then
   return {epoch, 0}
 end
 local marker = redis.call('XADD', KEYS[1], '*', 'epoch', '1')
@@ -57,6 +69,9 @@ end
 redis.call('SET', KEYS[2], marker)
 if not epoch and last == '0-0' and ARGV[1] == '0-0' then
   return {marker, 1}
+end
+if epoch and not behind then
+  return {marker, 3}
 end
 return {marker, 2}
 """

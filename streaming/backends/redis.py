@@ -105,8 +105,9 @@ class RedisBackend(Backend):
         )
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
         try:
-            await self._sync_epoch()
-            await self._load()
+            self._epoch = await self._ensure_epoch()
+            self.replica.floor = StreamId.parse(self._epoch)
+            self._load(await self._fetch())
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._close_clients()
@@ -155,7 +156,7 @@ class RedisBackend(Backend):
                 ids = await self._write_once(payloads)
             except (RedisError, OSError) as exc:
                 if epoch_moved(exc) and not attempt:
-                    await self._sync_epoch()
+                    await self._epoch_applied(await self._ensure_epoch())
                     continue
                 if refuses_writes(exc):
                     self._healthy = False
@@ -194,19 +195,42 @@ class RedisBackend(Backend):
         return [_text(id) for id in ids]
 
     async def sync_to(self, id: StreamId) -> None:
-        """An id from another instance may be ahead of our tail: wait for it (briefly)."""
-        await self._caught_up(id)
+        """An id from another instance may be ahead of our tail: wait for it (briefly) if
+        the log holds it. An id the log never had (one from the future) waits for nothing."""
+        last = self.replica.last_id
+        if last is not None and id <= last:
+            return
+        commands = self._require(self._commands)
+        try:
+            held: Any = await commands.xrange(self._stream, str(id), str(id), count=1)
+        except (RedisError, OSError):
+            return  # Redis cannot tell: go by what this instance has seen
+        if held:
+            await self._caught_up(id)
 
     async def _caught_up(self, id: StreamId) -> None:
         """Wait (briefly) until the tail has applied ``id``: read-your-writes locally."""
         with anyio.move_on_after(_CATCH_UP_WAIT):
             while self.replica.last_id is None or self.replica.last_id < id:
-                if self._advanced is None:
-                    self._advanced = anyio.Event()
-                await self._advanced.wait()
+                await self._advance()
 
-    async def _sync_epoch(self) -> None:
-        """Make sure the log has an epoch we know of, starting one if history was lost."""
+    async def _epoch_applied(self, epoch: str) -> None:
+        """Wait (briefly) until the tail has moved to ``epoch``; only the tail reloads."""
+        with anyio.move_on_after(_CATCH_UP_WAIT):
+            while self._epoch != epoch:
+                await self._advance()
+        if self._epoch != epoch:
+            raise BackendUnavailable("the Redis log started a new epoch; reloading it")
+
+    async def _advance(self) -> None:
+        if self._advanced is None:
+            self._advanced = anyio.Event()
+        await self._advanced.wait()
+
+    async def _ensure_epoch(self) -> str:
+        """The log's epoch, after starting a new one if the log lost history this instance
+        saw: the stream is behind our last id, or no longer holds it (a failover dropped
+        writes we read from the old master)."""
         seen = str(self.replica.last_id or StreamId(0, 0))
         try:
             epoch, started = await self._ensure_script(
@@ -219,47 +243,55 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"Redis cannot take writes now ({exc}).") from exc
         self._healthy = True
         epoch = _text(epoch)
-        if started == 1:
+        if started == _scripts.STARTED_NEW:
             logger.info("started a new log in Redis at %s (epoch %s)", self._stream, epoch)
-        elif started == 2:
+        elif started == _scripts.STARTED_LOST:
             logger.warning("the Redis log lost its history; started epoch %s", epoch)
-        if self._epoch is None:
-            self._epoch = epoch
-            self.replica.floor = StreamId.parse(epoch)
-        elif epoch != self._epoch:
-            await self._new_epoch(epoch)
+        elif started == _scripts.STARTED_DIVERGED:
+            logger.warning(
+                "the Redis log no longer holds %s, which this instance served (a failover "
+                "dropped writes); started epoch %s",
+                seen,
+                epoch,
+            )
+        return epoch
 
-    async def _load(self) -> None:
-        """Fill the cache with what the stream retains. Entries up to the replica's last id
-        are only cached (subscribers are past them); later ones are applied as live."""
+    async def _fetch(self) -> list[Item]:
+        """Every item the stream retains, in id order."""
         commands = self._require(self._commands)
+        items: list[Item] = []
         start = "-"
         while True:
             entries: Any = await commands.xrange(self._stream, start, "+", count=_LOAD_PAGE)
-            items = self._items(entries)
-            last = self.replica.last_id
-            seen = [item for item in items if last is not None and item.id <= last]
-            self.replica.load(seen)
-            self.replica.apply(items[len(seen) :])
+            items += self._items(entries)
             if len(entries) < _LOAD_PAGE:
-                return
+                return items
             start = "(" + _text(entries[-1][0])
+
+    def _load(self, items: list[Item]) -> None:
+        """Fill the cache with ``items``. Those up to the replica's last id are only cached
+        (subscribers are past them); later ones are applied as live."""
+        last = self.replica.last_id
+        seen = [item for item in items if last is not None and item.id <= last]
+        self.replica.load(seen)
+        self.replica.apply(items[len(seen) :])
 
     async def _tail(self) -> None:
         """The one reader of the stream in this process: apply new entries in id order."""
         client = self._require(self._tail_client)
         failures = 0
         while True:
-            # Past the epoch marker too: on a log holding nothing else, reading after 0-0
-            # would return the marker at once, forever (a busy loop).
-            after = str(max(self.replica.last_id or StreamId(0, 0), self.replica.floor))
+            after = self._after()
             try:
+                if failures:
+                    # Before reading on: the log may have lost what we read last (a
+                    # failover, a restart), and reading after it would hide that.
+                    await self._new_epoch(await self._ensure_epoch())
+                    after = self._after()
+                    logger.info("tail reconnected to Redis; resuming after %s", after)
                 response: Any = await client.xread(
                     {self._stream: after}, count=_TAIL_COUNT, block=self._block_ms
                 )
-                if failures:
-                    await self._sync_epoch()
-                    logger.info("tail reconnected to Redis; resuming after %s", after)
                 failures = 0
                 self._healthy = True
             except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
@@ -295,13 +327,22 @@ class RedisBackend(Backend):
         last = self.replica.last_id
         self.replica.apply([item for item in items if last is None or item.id > last])
 
+    def _after(self) -> str:
+        # Past the epoch marker too: on a log holding nothing else, reading after 0-0
+        # would return the marker at once, forever (a busy loop).
+        return str(max(self.replica.last_id or StreamId(0, 0), self.replica.floor))
+
     async def _new_epoch(self, marker: str) -> None:
+        """Move to the epoch starting at ``marker``: reload the cache from the log and send
+        every subscriber a ``reset`` (live ones too: they may hold items the log lost)."""
         if marker == self._epoch:
             return
         logger.warning("the Redis log started epoch %s; reloading the cache", marker)
+        items = await self._fetch()
+        # No await from here on: subscribers never see the cache half reloaded.
         self._epoch = marker
         self.replica.start_epoch(StreamId.parse(marker))
-        await self._load()
+        self._load(items)
         self._wake()
 
     def _items(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[Item]:

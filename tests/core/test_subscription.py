@@ -470,3 +470,26 @@ def test_a_shared_batch_does_not_hide_an_overrun(make_backend: BackendFactory) -
     shared = SharedBatches()
     assert current.poll(shared) == []
     assert behind.poll(shared) == items  # caught up from the cache, each item once
+
+
+def test_a_new_epoch_resets_a_subscriber_that_kept_up(backend: MemoryBackend) -> None:
+    # The log behind the replica lost history (a failover dropped writes): a subscriber may
+    # hold items the log no longer has, so it gets a reset even though it was never overrun.
+    subscription = backend.subscribe()
+    drain(subscription)
+    served = publish(backend)
+    assert drain(subscription) == [served]
+    kept = publish(backend)  # still in the log; the subscriber has not read it yet
+    floor = StreamId(kept.id.ms + 1, 0)
+    backend.replica.start_epoch(floor)
+    backend.replica.load([kept])
+    events = drain(subscription)
+    assert events == [Reset("restarted", served.id, kept.id), kept]
+
+
+def test_a_new_epoch_resets_a_subscriber_waiting_for_live_items(backend: MemoryBackend) -> None:
+    subscription = backend.subscribe()
+    served = publish(backend)
+    drain(subscription)
+    backend.replica.start_epoch(StreamId(served.id.ms + 1, 0))
+    assert drain(subscription) == [Reset("restarted", served.id, None)]
