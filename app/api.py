@@ -192,7 +192,9 @@ async def list_items(
     service = _service(request)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
-    items = service.backend.items(topics, _parse_id(since, "since"), limit)
+    after = _parse_id(since, "since")
+    await service.backend.sync(after)
+    items = service.backend.items(topics, after, limit)
     return _json_response(_json_array(items))
 
 
@@ -214,6 +216,7 @@ async def get_item(
         raise Problem(400, "topic must not be empty.")
     service = _service(request)
     authorize_read(request, service.settings, topics, access_token)
+    await service.backend.sync()
     item = service.backend.get(topic, key)
     if item is None:
         raise Problem(404, f"No cached item with key {key!r} in topic {topic!r}.")

@@ -126,8 +126,7 @@ class EventStream(Response):
 
     async def _pump(self, send: Send) -> None:
         service = self._service
-        if self._since is not None:
-            await service.backend.sync_to(self._since)
+        await service.backend.sync(self._since)
         subscription = service.backend.subscribe(self._topics, self._since, self._limit)
         self._subscription = subscription
         logger.debug("stream opened: topics=%s since=%s", sorted(self._topics), self._since)

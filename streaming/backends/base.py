@@ -73,9 +73,10 @@ class Backend(abc.ABC):
         """End every open stream and release resources."""
         self.replica.close()
 
-    async def sync_to(self, id: StreamId) -> None:  # noqa: B027 - optional hook
-        """Before resuming from ``id``: wait until this replica has seen it, where the log
-        is shared and ``id`` may come from another instance. Nothing to do by default."""
+    async def sync(self, since: StreamId | None = None) -> None:  # noqa: B027 - optional hook
+        """Before a read: wait (briefly) until this replica holds what the reader may know
+        of: every write this instance acknowledged, and ``since`` (an id that may come from
+        another instance of a shared log). Nothing to do where publishing applies at once."""
 
     def subscribe(
         self,

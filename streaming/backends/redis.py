@@ -45,7 +45,7 @@ logger = logging.getLogger("tailcast.redis")
 _PUBLISH_SHA = hashlib.sha1(_scripts.PUBLISH.encode()).hexdigest()
 _LOAD_PAGE = 10_000
 _TAIL_COUNT = 1_000
-_CATCH_UP_WAIT = 2.0  # seconds a publish waits for its items to reach the local cache
+_CATCH_UP_WAIT = 2.0  # seconds a read waits for the local tail to reach an id
 
 
 class RedisBackend(Backend):
@@ -80,6 +80,7 @@ class RedisBackend(Backend):
         self._tasks: TaskGroup | None = None
         self._healthy = False
         self._advanced: anyio.Event | None = None
+        self._acked: StreamId | None = None  # the newest id a publish here answered with
 
     @property
     def healthy(self) -> bool:
@@ -145,7 +146,10 @@ class RedisBackend(Backend):
             _item(StreamId.parse(id), payload) for id, payload in zip(ids, payloads, strict=True)
         ]
         self.replica.counters.published += len(items)
-        await self._caught_up(items[-1].id)
+        # Answered now; the tail applies the items (with others, in one fan-out round).
+        # Reads on this instance wait for them instead (`sync`).
+        if self._acked is None or items[-1].id > self._acked:
+            self._acked = items[-1].id
         return items
 
     async def _write(self, payloads: list[bytes]) -> list[str]:
@@ -194,19 +198,22 @@ class RedisBackend(Backend):
             )
         return [_text(id) for id in ids]
 
-    async def sync_to(self, id: StreamId) -> None:
-        """An id from another instance may be ahead of our tail: wait for it (briefly) if
-        the log holds it. An id the log never had (one from the future) waits for nothing."""
+    async def sync(self, since: StreamId | None = None) -> None:
+        """Read-your-writes on this instance: wait (briefly) for the tail to apply every
+        write answered here. ``since`` (from another instance, perhaps) is waited for
+        only if the log holds it: an id it never had (from the future) waits for nothing."""
+        if self._acked is not None:
+            await self._caught_up(self._acked)
         last = self.replica.last_id
-        if last is not None and id <= last:
+        if since is None or (last is not None and since <= last):
             return
         commands = self._require(self._commands)
         try:
-            held: Any = await commands.xrange(self._stream, str(id), str(id), count=1)
+            held: Any = await commands.xrange(self._stream, str(since), str(since), count=1)
         except (RedisError, OSError):
             return  # Redis cannot tell: go by what this instance has seen
         if held:
-            await self._caught_up(id)
+            await self._caught_up(since)
 
     async def _caught_up(self, id: StreamId) -> None:
         """Wait (briefly) until the tail has applied ``id``: read-your-writes locally."""
@@ -231,7 +238,9 @@ class RedisBackend(Backend):
         """The log's epoch, after starting a new one if the log lost history this instance
         saw: the stream is behind our last id, or no longer holds it (a failover dropped
         writes we read from the old master)."""
-        seen = str(self.replica.last_id or StreamId(0, 0))
+        # Our own acknowledged writes count as seen: if the log lost them, its next ids
+        # must still come after them.
+        seen = str(max(self.replica.last_id or StreamId(0, 0), self._acked or StreamId(0, 0)))
         try:
             epoch, started = await self._ensure_script(
                 keys=[self._stream, self._epoch_key], args=[seen]
