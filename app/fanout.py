@@ -14,6 +14,7 @@ socket to drain; it can never hold up the others.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -24,9 +25,14 @@ import anyio.lowlevel
 from streaming import Broadcast
 from streaming.merge import Event, SharedBatches
 
+logger = logging.getLogger("tailcast")
+
 _HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
 _SETTLE_MAX = 0.002
 """Longest (s) a round waits for publishes already under way."""
+_SLICE = 64
+"""Streams a round writes before it lets other tasks run (a publish is answered between
+two slices, not after the whole round)."""
 
 
 class Connection:
@@ -71,12 +77,17 @@ class Connection:
 
 class Round:
     """What the streams flushed in one fan-out round share: live batches read once per
-    (cursor, topics), and each batch's chunk, encoded once for every stream that has it."""
+    (cursor, topics), and each batch's chunk, encoded once for every stream that has it.
 
-    __slots__ = ("_chunks", "batches", "now")
+    Valid while the live log does not change (``end`` is its end then): a round that
+    yields between slices starts a new `Round` when a publish landed meanwhile.
+    """
 
-    def __init__(self, now: float) -> None:
+    __slots__ = ("_chunks", "batches", "end", "now")
+
+    def __init__(self, now: float, end: int = -1) -> None:
         self.now = now
+        self.end = end
         self.batches = SharedBatches()
         # By batch identity; each entry keeps its batch alive, so no id is reused meanwhile.
         self._chunks: dict[int, tuple[Sequence[Event], bytes]] = {}
@@ -132,11 +143,15 @@ class Fanout:
     async def run(self) -> None:
         """Flush every writer after each publish (and each heartbeat nudge) until closed."""
         broadcast = self._broadcast
+        flushed_end, nudges = broadcast.end, broadcast.nudges
         try:
             while not broadcast.closed:
-                await broadcast.wake_up(broadcast.end)
+                # At once if items or a nudge came while the last round was under way.
+                if broadcast.nudges == nudges:
+                    await broadcast.wake_up(flushed_end)
                 await self._settle()
-                self._flush_all()
+                flushed_end, nudges = broadcast.end, broadcast.nudges
+                await self._flush_all()
         finally:
             for writer in list(self._writers):
                 self._release(writer)
@@ -156,11 +171,28 @@ class Fanout:
             if broadcast.end == end or time.monotonic() >= deadline:
                 return
 
-    def _flush_all(self) -> None:
-        current = Round(time.monotonic())
-        for writer in list(self._writers):
-            if not writer.flush(current):
-                self._release(writer)
+    async def _flush_all(self) -> None:
+        """Flush every writer, yielding between slices so that publishes are answered
+        meanwhile; streams in later slices then get their items in this round already."""
+        broadcast = self._broadcast
+        writers = list(self._writers)
+        current = Round(time.monotonic(), broadcast.end)
+        for start in range(0, len(writers), _SLICE):
+            if start:
+                await anyio.lowlevel.checkpoint()
+                if broadcast.end != current.end:
+                    current = Round(time.monotonic(), broadcast.end)
+            for writer in writers[start : start + _SLICE]:
+                if writer in self._writers and not self._flush(writer, current):
+                    self._release(writer)
+
+    def _flush(self, writer: Writer, current: Round) -> bool:
+        try:
+            return writer.flush(current)
+        except Exception:
+            # One stream's fault must not end the fan-out of every other stream.
+            logger.exception("fan-out: writing to a stream failed; handing it back")
+            return False
 
     def _release(self, writer: Writer) -> None:
         if writer in self._writers:

@@ -30,6 +30,7 @@ class Broadcast:
         self._bytes = 0
         self._wakeup: anyio.Event | None = None
         self._closed = False
+        self._nudges = 0
 
     @property
     def end(self) -> int:
@@ -39,6 +40,11 @@ class Broadcast:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def nudges(self) -> int:
+        """How many times `nudge` was called: a reader busy at the time can tell."""
+        return self._nudges
 
     def publish(self, items: Sequence[Item]) -> None:
         """Append ``items`` and wake every waiting reader."""
@@ -79,6 +85,7 @@ class Broadcast:
 
     def nudge(self) -> None:
         """Wake every waiting reader without publishing (one timer for all heartbeats)."""
+        self._nudges += 1
         self._wake()
 
     def close(self) -> None:

@@ -7,10 +7,16 @@ import json
 import re
 import socket
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.fanout import Round
+import anyio
+import pytest
+
+from app.fanout import Fanout, Round
 from streaming import Draft, MemoryBackend
+from tests.redis.helpers import TOKEN, Instance, running_instances
 from tests.support import RunningServer
 
 PIPELINED = 10
@@ -19,7 +25,7 @@ PIPELINED = 10
 class _RawStream:
     """A subscriber on a plain socket that keeps the body's chunks as the server wrote them."""
 
-    def __init__(self, server: RunningServer) -> None:
+    def __init__(self, server: RunningServer | Instance) -> None:
         address = urlsplit(server.url)
         self.sock = socket.create_connection((address.hostname, address.port), timeout=10)
         self.sock.sendall(b"GET /stream HTTP/1.1\r\nhost: test\r\n\r\n")
@@ -118,3 +124,116 @@ def test_a_round_encodes_each_shared_batch_once_whatever_the_order_of_streams() 
     assert current.chunk(batch_a) is first_a
     assert current.chunk(batch_b) is first_b
     assert first_a == b"%x\r\n%s\r\n" % (len(batch_a[0].frame), batch_a[0].frame)
+
+
+ROUND_STREAMS = 600
+BIG = "x" * 65_536
+
+
+@pytest.fixture
+def process(tmp_path: Path) -> Iterator[Instance]:
+    """The service in a process of its own: the test's threads can't slow its rounds."""
+    with running_instances("memory", tmp_path, 1, "--heartbeat", "30") as [instance]:
+        yield instance
+
+
+def _post_on(sock: socket.socket, payload: dict[str, object]) -> bytes:
+    body = json.dumps(payload).encode()
+    sock.sendall(
+        b"POST /items HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer %s\r\ncontent-length: %d\r\n\r\n%s"
+        % (TOKEN.encode(), len(body), body)
+    )
+    received = b""
+    while not received.endswith(b"}"):
+        received += sock.recv(65536)
+    return received.partition(b"\r\n")[0]
+
+
+def test_a_publish_during_a_round_is_answered_and_rides_in_that_round(process: Instance) -> None:
+    # A round writes a big item to many streams. A publish sent once the first stream has
+    # the item is answered between two slices of the round, so the streams the round has
+    # not reached yet get both items in one write; every stream gets each item once.
+    streams = [_RawStream(process) for _ in range(ROUND_STREAMS)]
+    address = urlsplit(process.url)
+    try:
+        for stream in streams:
+            stream.until_live()
+        with (
+            socket.create_connection((address.hostname, address.port), timeout=10) as first,
+            socket.create_connection((address.hostname, address.port), timeout=10) as second,
+        ):
+            assert _post_on(first, {"data": {"n": 0, "big": BIG}}).endswith(b"201 Created")
+            assert streams[0].item_chunks(1) == [[0]]
+            assert _post_on(second, {"data": {"n": 1}}).endswith(b"201 Created")
+        received = [s.item_chunks(2) for s in streams[1:]]
+    finally:
+        for stream in streams:
+            stream.close()
+    for chunks in received:
+        assert [n for chunk in chunks for n in chunk] == [0, 1]
+    together = sum(1 for chunks in received if chunks == [[0, 1]])
+    assert together > 0, "the second publish waited for the whole round"
+
+
+class _Recorder:
+    """A `Writer` that records the rounds it was flushed in; or fails, when told to."""
+
+    def __init__(self, *, fails: bool = False) -> None:
+        self.fails = fails
+        self.flushes = 0
+        self.resumed = False
+
+    def flush(self, current: Round) -> bool:
+        self.flushes += 1
+        if self.fails:
+            raise RuntimeError("a stream's fault")
+        return True
+
+    def resume(self) -> None:
+        self.resumed = True
+
+
+async def test_a_stream_that_fails_is_handed_back_and_the_others_go_on() -> None:
+    backend = MemoryBackend()
+    fanout = Fanout(backend.replica.broadcast)
+    failing, healthy = _Recorder(fails=True), _Recorder()
+    fanout.add(failing)
+    fanout.add(healthy)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(fanout.run)
+        await anyio.sleep(0.01)
+        for _ in range(3):
+            backend.publish_now([Draft(1)])
+            await anyio.sleep(0.01)
+        flushed = healthy.flushes
+        backend.replica.close()
+    assert failing.resumed
+    assert failing.flushes == 1
+    assert flushed == 3
+
+
+async def test_a_nudge_during_a_round_gets_a_round_of_its_own() -> None:
+    backend = MemoryBackend()
+    broadcast = backend.replica.broadcast
+    fanout = Fanout(broadcast)
+    writers = [_Recorder() for _ in range(200)]  # several slices
+    for writer in writers:
+        fanout.add(writer)
+
+    class _Nudger(_Recorder):
+        def flush(self, current: Round) -> bool:
+            if self.flushes == 0:
+                broadcast.nudge()  # as the heartbeat timer would, between two slices
+            return super().flush(current)
+
+    nudger = _Nudger()
+    fanout.add(nudger)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(fanout.run)
+        await anyio.sleep(0.01)
+        backend.publish_now([Draft(1)])
+        await anyio.sleep(0.05)
+        flushed = nudger.flushes
+        backend.replica.close()
+    assert flushed == 2
