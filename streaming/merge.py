@@ -141,7 +141,7 @@ class Subscription:
             self.close()
 
     def _check_since(self, since: StreamId | None) -> Reset | None:
-        if since is None:
+        if since is None or since == _ORIGIN:  # 0-0: from the start, nothing to miss
             return None
         replica = self._replica
         oldest = replica.cache.oldest(self._topics)

@@ -314,3 +314,17 @@ def _wait_until_gone(client: httpx.Client, item: dict[str, Any], timeout: float 
     while client.get(f"/items/{item['key']}").status_code != 404:
         assert time.monotonic() < deadline, f"{item['key']} did not expire within {timeout} s"
         time.sleep(0.02)
+
+
+@pytest.mark.parametrize("how", ["since", "Last-Event-ID"])
+def test_resuming_from_0_0_replays_everything_without_a_reset(
+    server: RunningServer, client: httpx.Client, how: str
+) -> None:
+    # "0-0" comes before every id: it means "from the start", whatever the log's age.
+    published = publish_many(client, server.auth, 3)
+    if how == "since":
+        replayed, _live = _replay(client, params={"since": "0-0"})
+    else:
+        replayed, _live = _replay(client, last_event_id="0-0")
+    assert [e.event for e in replayed] == ["item"] * 3
+    assert item_ids(replayed) == [item["id"] for item in published]
