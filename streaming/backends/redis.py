@@ -81,6 +81,7 @@ class RedisBackend(Backend):
         self._healthy = False
         self._advanced: anyio.Event | None = None
         self._acked: StreamId | None = None  # the newest id a publish here answered with
+        self._tail_connections = 0  # how often the tail's connection was (re)opened
 
     @property
     def healthy(self) -> bool:
@@ -101,8 +102,8 @@ class RedisBackend(Backend):
         self._tail_client = self._connect(
             socket_timeout=self._block_ms / 1000 + 5,
             socket_connect_timeout=2,
-            single_connection_client=True,
             retry=Retry(ExponentialBackoff(), 0),
+            redis_connect_func=self._tail_connected,
         )
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
         try:
@@ -289,6 +290,7 @@ class RedisBackend(Backend):
         """The one reader of the stream in this process: apply new entries in id order."""
         client = self._require(self._tail_client)
         failures = 0
+        checked = 1  # the connection the log was last checked on (the first: at start)
         while True:
             after = self._after()
             try:
@@ -298,9 +300,13 @@ class RedisBackend(Backend):
                     await self._new_epoch(await self._ensure_epoch())
                     after = self._after()
                     logger.info("tail reconnected to Redis; resuming after %s", after)
-                response: Any = await client.xread(
-                    {self._stream: after}, count=_TAIL_COUNT, block=self._block_ms
-                )
+                response = await self._read(client, after)
+                if self._tail_connections != checked:
+                    # The read reconnected on its own (redis-py does, to the new master
+                    # after a failover): before applying it, check the log still holds
+                    # what we read last.
+                    checked = self._tail_connections
+                    await self._new_epoch(await self._ensure_epoch())
                 failures = 0
                 self._healthy = True
             except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
@@ -308,8 +314,6 @@ class RedisBackend(Backend):
                 # the server, and the tail must outlive that (its task group is the backend's).
                 failures += 1
                 self._healthy = False
-                if isinstance(exc, ResponseError) and client.connection is not None:
-                    await client.connection.disconnect()  # reconnect: a Sentinel names the master
                 delay = min(5.0, 0.1 * 2**failures) * random.uniform(0.5, 1.0)
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
@@ -335,6 +339,28 @@ class RedisBackend(Backend):
         applying them again would send them twice."""
         last = self.replica.last_id
         self.replica.apply([item for item in items if last is None or item.id > last])
+
+    async def _read(self, client: Redis, after: str) -> Any:
+        """Entries after ``after`` (waiting up to ``block_ms`` for some), read from a master.
+
+        ``ROLE`` runs right after the read, in the same round trip: a master that a failover
+        turned into a replica goes on answering reads, from a copy of the new master that
+        no longer holds what we read from it before, so its answer is not applied.
+        """
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xread({self._stream: after}, count=_TAIL_COUNT, block=self._block_ms)
+            pipe.role()
+            response, role = await pipe.execute()
+        if _text(role[0]) != "master":
+            # Drop the connection: the next one asks Sentinel for the master again.
+            await client.connection_pool.disconnect()
+            raise BackendUnavailable(f"the tail's Redis is a {_text(role[0])} now")
+        return response
+
+    async def _tail_connected(self, connection: Any) -> None:
+        """redis-py's hook on every (re)connection of the tail's connection."""
+        await connection.on_connect()
+        self._tail_connections += 1
 
     def _after(self) -> str:
         # Past the epoch marker too: on a log holding nothing else, reading after 0-0
