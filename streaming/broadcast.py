@@ -38,6 +38,11 @@ class Broadcast:
         return self._start + len(self._entries)
 
     @property
+    def start(self) -> int:
+        """The sequence number of the oldest retained item."""
+        return self._start
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

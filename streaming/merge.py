@@ -155,12 +155,19 @@ class Subscription:
     def _catch_up(self) -> None:
         """Rejoin after being overrun: replay the cache after our position, then go live."""
         replica = self._replica
-        items, cutoff, self._cursor = replica.snapshot(self._position, self._topics)
-        loss = replica.cache.loss_after(self._position, self._topics)
-        reason: ResetReason | None = None if loss is None else loss.reason
+        start, lost = self._position, False
         if self._floor < replica.floor and self._position < replica.floor:
             # The log lost history (a new epoch began) somewhere past our position.
-            reason = "restarted"
+            kept = replica.kept_since(self._floor)
+            if kept is None or kept < self._position:
+                # We may have sent items the log lost: after the reset, go on from the last
+                # one it kept (what it holds after that, we never sent).
+                lost = True
+                if kept is not None:
+                    start = kept
+        items, cutoff, self._cursor = replica.snapshot(start, self._topics)
+        loss = replica.cache.loss_after(start, self._topics)
+        reason: ResetReason | None = "restarted" if lost else None if loss is None else loss.reason
         self._floor = replica.floor
         replica.counters.catchups += 1
         pending: list[Event] = []

@@ -32,6 +32,7 @@ class Replica:
         self.floor = floor
         self.replay_batch = replay_batch
         self.last_id: StreamId | None = None
+        self._split: tuple[StreamId, StreamId | None] | None = None
         self.counters = Counters()
         self._subscriptions: set[Subscription] = set()
 
@@ -55,17 +56,34 @@ class Replica:
         if items and (self.last_id is None or items[-1].id > self.last_id):
             self.last_id = items[-1].id
 
-    def start_epoch(self, floor: StreamId) -> None:
+    def start_epoch(self, floor: StreamId, kept: StreamId | None = None) -> None:
         """The log lost history: forget the cache and vouch only for ids from ``floor`` on.
 
-        Every subscription then catches up as if overrun, with a ``reset``: even one that
-        kept up may have received items the log no longer has.
+        ``kept`` is the newest id served here that the log still holds (None if none):
+        the log lost only what came after it. Every subscription then catches up as if
+        overrun: one that had nothing after ``kept`` goes on as it was; any other gets a
+        ``reset``, then what the log holds after ``kept`` (after its own position when
+        ``kept`` is None).
         """
+        self._split = (self.floor, kept)
         self.cache.clear()
         self.broadcast.restart()
         self.floor = floor
         if self.last_id is None or floor > self.last_id:
             self.last_id = floor
+
+    def kept_since(self, floor: StreamId) -> StreamId | None:
+        """For a subscription last caught up in the epoch starting at ``floor``: the newest
+        id it may have received that the log still holds, if that is known (a single
+        epoch began since, and it named one)."""
+        if self._split is None or self._split[0] != floor:
+            return None
+        return self._split[1]
+
+    def served(self) -> list[Item]:
+        """Items applied here that a subscriber may have received: the cache's, then the
+        live buffer's (each part in id order; the newest last)."""
+        return self.cache.after(None) + (self.broadcast.read(self.broadcast.start) or [])
 
     def subscribe(
         self,

@@ -76,3 +76,15 @@ end
 return {marker, 2}
 """
 )
+
+# KEYS: stream. ARGV: the last id the caller read ('0-0' if none). 1 if the stream still
+# holds it (or trimmed it by age or length), 0 if the log lost it: it is behind that id,
+# or went on without it. Cheap enough to run before every read of the tail.
+HOLDS = (
+    _ID_HELPERS
+    + """
+if ARGV[1] == '0-0' then return 1 end
+if before(last_generated(KEYS[1]), ARGV[1]) then return 0 end
+return holds(KEYS[1], ARGV[1]) and 1 or 0
+"""
+)

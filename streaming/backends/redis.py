@@ -43,6 +43,7 @@ from .base import Backend
 logger = logging.getLogger("tailcast.redis")
 
 _PUBLISH_SHA = hashlib.sha1(_scripts.PUBLISH.encode()).hexdigest()
+_HOLDS_SHA = hashlib.sha1(_scripts.HOLDS.encode()).hexdigest()
 _LOAD_PAGE = 10_000
 _TAIL_COUNT = 1_000
 _CATCH_UP_WAIT = 2.0  # seconds a read waits for the local tail to reach an id
@@ -81,7 +82,6 @@ class RedisBackend(Backend):
         self._healthy = False
         self._advanced: anyio.Event | None = None
         self._acked: StreamId | None = None  # the newest id a publish here answered with
-        self._tail_connections = 0  # how often the tail's connection was (re)opened
 
     @property
     def healthy(self) -> bool:
@@ -103,13 +103,12 @@ class RedisBackend(Backend):
             socket_timeout=self._block_ms / 1000 + 5,
             socket_connect_timeout=2,
             retry=Retry(ExponentialBackoff(), 0),
-            redis_connect_func=self._tail_connected,
         )
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
         try:
             self._epoch = await self._ensure_epoch()
             self.replica.floor = StreamId.parse(self._epoch)
-            self._load(await self._fetch())
+            self._load(await self._fetch(self._commands))
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._close_clients()
@@ -235,7 +234,7 @@ class RedisBackend(Backend):
             self._advanced = anyio.Event()
         await self._advanced.wait()
 
-    async def _ensure_epoch(self) -> str:
+    async def _ensure_epoch(self, client: Redis | None = None) -> str:
         """The log's epoch, after starting a new one if the log lost history this instance
         saw: the stream is behind our last id, or no longer holds it (a failover dropped
         writes we read from the old master)."""
@@ -244,7 +243,7 @@ class RedisBackend(Backend):
         seen = str(max(self.replica.last_id or StreamId(0, 0), self._acked or StreamId(0, 0)))
         try:
             epoch, started = await self._ensure_script(
-                keys=[self._stream, self._epoch_key], args=[seen]
+                keys=[self._stream, self._epoch_key], args=[seen], client=client
             )
         except (RedisError, OSError) as exc:
             if not refuses_writes(exc):
@@ -266,13 +265,12 @@ class RedisBackend(Backend):
             )
         return epoch
 
-    async def _fetch(self) -> list[Item]:
+    async def _fetch(self, client: Redis) -> list[Item]:
         """Every item the stream retains, in id order."""
-        commands = self._require(self._commands)
         items: list[Item] = []
         start = "-"
         while True:
-            entries: Any = await commands.xrange(self._stream, start, "+", count=_LOAD_PAGE)
+            entries: Any = await client.xrange(self._stream, start, "+", count=_LOAD_PAGE)
             items += self._items(entries)
             if len(entries) < _LOAD_PAGE:
                 return items
@@ -290,23 +288,21 @@ class RedisBackend(Backend):
         """The one reader of the stream in this process: apply new entries in id order."""
         client = self._require(self._tail_client)
         failures = 0
-        checked = 1  # the connection the log was last checked on (the first: at start)
         while True:
             after = self._after()
             try:
                 if failures:
                     # Before reading on: the log may have lost what we read last (a
                     # failover, a restart), and reading after it would hide that.
-                    await self._new_epoch(await self._ensure_epoch())
+                    await self._new_epoch(await self._ensure_epoch(client), client)
                     after = self._after()
                     logger.info("tail reconnected to Redis; resuming after %s", after)
-                response = await self._read(client, after)
-                if self._tail_connections != checked:
-                    # The read reconnected on its own (redis-py does, to the new master
-                    # after a failover): before applying it, check the log still holds
-                    # what we read last.
-                    checked = self._tail_connections
-                    await self._new_epoch(await self._ensure_epoch())
+                held, response = await self._read(client, after)
+                if not held:
+                    # redis-py reconnected on its own (to a new master, after a failover)
+                    # and the log there lacks what we served: start over from it.
+                    await self._new_epoch(await self._ensure_epoch(client), client)
+                    continue
                 failures = 0
                 self._healthy = True
             except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
@@ -327,7 +323,7 @@ class RedisBackend(Backend):
             if b"epoch" in fields:
                 self._apply_new(batch)
                 batch = []
-                await self._new_epoch(_text(raw_id))
+                await self._new_epoch(_text(raw_id), self._require(self._tail_client))
             else:
                 batch.append(_entry_item(raw_id, fields))
         self._apply_new(batch)
@@ -340,43 +336,51 @@ class RedisBackend(Backend):
         last = self.replica.last_id
         self.replica.apply([item for item in items if last is None or item.id > last])
 
-    async def _read(self, client: Redis, after: str) -> Any:
-        """Entries after ``after`` (waiting up to ``block_ms`` for some), read from a master.
+    async def _read(self, client: Redis, after: str) -> tuple[bool, Any]:
+        """Whether the log still holds ``after``, and the entries past it (waiting up to
+        ``block_ms`` for some), read from a master, all in one round trip.
 
-        ``ROLE`` runs right after the read, in the same round trip: a master that a failover
-        turned into a replica goes on answering reads, from a copy of the new master that
-        no longer holds what we read from it before, so its answer is not applied.
+        The check runs first on the same connection, which redis-py may have reopened to
+        another server since the last read. ``ROLE`` runs right after the read: a master
+        that a failover turned into a replica goes on answering reads, from a copy of the
+        new master that lacks what we read from it before.
         """
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xread({self._stream: after}, count=_TAIL_COUNT, block=self._block_ms)
-            pipe.role()
-            response, role = await pipe.execute()
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(_HOLDS_SHA, 1, self._stream, after)
+                pipe.xread({self._stream: after}, count=_TAIL_COUNT, block=self._block_ms)
+                pipe.role()
+                held, response, role = await pipe.execute(raise_on_error=False)
+            if not isinstance(held, NoScriptError):
+                break
+            await client.script_load(_scripts.HOLDS)
+        for reply in (held, response, role):
+            if isinstance(reply, Exception):
+                raise reply
         if _text(role[0]) != "master":
             # Drop the connection: the next one asks Sentinel for the master again.
             await client.connection_pool.disconnect()
             raise BackendUnavailable(f"the tail's Redis is a {_text(role[0])} now")
-        return response
-
-    async def _tail_connected(self, connection: Any) -> None:
-        """redis-py's hook on every (re)connection of the tail's connection."""
-        await connection.on_connect()
-        self._tail_connections += 1
+        return bool(held), response
 
     def _after(self) -> str:
         # Past the epoch marker too: on a log holding nothing else, reading after 0-0
         # would return the marker at once, forever (a busy loop).
         return str(max(self.replica.last_id or StreamId(0, 0), self.replica.floor))
 
-    async def _new_epoch(self, marker: str) -> None:
-        """Move to the epoch starting at ``marker``: reload the cache from the log and send
-        every subscriber a ``reset`` (live ones too: they may hold items the log lost)."""
+    async def _new_epoch(self, marker: str, client: Redis) -> None:
+        """Move to the epoch starting at ``marker``: reload the cache from the log (through
+        ``client``, the tail's, so from the server the tail reads) and send every subscriber
+        a ``reset`` (live ones too: they may hold items the log lost)."""
         if marker == self._epoch:
             return
         logger.warning("the Redis log started epoch %s; reloading the cache", marker)
-        items = await self._fetch()
+        items = await self._fetch(client)
         # No await from here on: subscribers never see the cache half reloaded.
+        held = {item.id for item in items}
+        kept = next((item.id for item in reversed(self.replica.served()) if item.id in held), None)
         self._epoch = marker
-        self.replica.start_epoch(StreamId.parse(marker))
+        self.replica.start_epoch(StreamId.parse(marker), kept)
         self._load(items)
         self._wake()
 

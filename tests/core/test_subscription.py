@@ -493,3 +493,33 @@ def test_a_new_epoch_resets_a_subscriber_waiting_for_live_items(backend: MemoryB
     drain(subscription)
     backend.replica.start_epoch(StreamId(served.id.ms + 1, 0))
     assert drain(subscription) == [Reset("restarted", served.id, None)]
+
+
+def test_a_new_epoch_replays_a_subscriber_from_the_last_item_the_log_kept(
+    backend: MemoryBackend,
+) -> None:
+    # A failover dropped the writes after `kept`: a subscriber that received one of them
+    # gets a reset (naming its last id, as always), then what the log holds after `kept`.
+    subscription = backend.subscribe()
+    drain(subscription)
+    kept, lost = publish(backend), publish(backend)
+    assert drain(subscription) == [kept, lost]
+    instead = Item.create(
+        StreamId(lost.id.ms, lost.id.seq + 1), Draft("y"), created_at=0, expires_at=2**62
+    )
+    backend.replica.start_epoch(StreamId(lost.id.ms + 1, 0), kept.id)
+    backend.replica.load([kept, instead])
+    assert drain(subscription) == [Reset("restarted", lost.id, kept.id), instead]
+
+
+def test_a_new_epoch_spares_a_subscriber_that_received_nothing_the_log_lost(
+    backend: MemoryBackend,
+) -> None:
+    early = backend.subscribe()
+    drain(early)
+    kept = publish(backend)
+    assert drain(early) == [kept]
+    late = publish(backend)  # served to others; `early` has not read it
+    backend.replica.start_epoch(StreamId(late.id.ms + 1, 0), kept.id)
+    backend.replica.load([kept])
+    assert drain(early) == []
