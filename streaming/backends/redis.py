@@ -234,13 +234,16 @@ class RedisBackend(Backend):
             self._advanced = anyio.Event()
         await self._advanced.wait()
 
-    async def _ensure_epoch(self, client: Redis | None = None) -> str:
+    async def _ensure_epoch(self, client: Redis | None = None, seen: str | None = None) -> str:
         """The log's epoch, after starting a new one if the log lost history this instance
-        saw: the stream is behind our last id, or no longer holds it (a failover dropped
-        writes we read from the old master)."""
-        # Our own acknowledged writes count as seen: if the log lost them, its next ids
-        # must still come after them.
-        seen = str(max(self.replica.last_id or StreamId(0, 0), self._acked or StreamId(0, 0)))
+        saw: the stream is behind ``seen`` (by default our last id, or our newest write if
+        later), or no longer holds it (a failover dropped writes we read from the old
+        master)."""
+        if seen is None:
+            # Our own acknowledged writes count as seen: if the log lost them, its next
+            # ids must still come after them.
+            newest = max(self.replica.last_id or StreamId(0, 0), self._acked or StreamId(0, 0))
+            seen = str(newest)
         try:
             epoch, started = await self._ensure_script(
                 keys=[self._stream, self._epoch_key], args=[seen], client=client
@@ -298,13 +301,13 @@ class RedisBackend(Backend):
                     after = self._after()
                     logger.info("tail reconnected to Redis; resuming after %s", after)
                 held, response = await self._read(client, after)
+                failures = 0
+                self._healthy = True
                 if not held:
                     # redis-py reconnected on its own (to a new master, after a failover)
                     # and the log there lacks what we served: start over from it.
-                    await self._new_epoch(await self._ensure_epoch(client), client)
+                    await self._new_epoch(await self._ensure_epoch(client, after), client)
                     continue
-                failures = 0
-                self._healthy = True
             except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
                 # A ResponseError too: UNBLOCKED ends a blocked XREAD when a failover demotes
                 # the server, and the tail must outlive that (its task group is the backend's).
