@@ -9,12 +9,31 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from streaming import DEFAULT_TOPIC
 
 NAME_MAX = 256
+DATA_DEPTH_MAX = 128
+"""How deep ``data`` may nest arrays and objects. The encoder stops at about 250 levels, so
+deeper data could be parsed but never stored or sent: it is refused up front instead."""
 
 
 def _printable(value: str) -> str:
     if not value.isprintable():
         raise ValueError("must contain only printable characters (no control characters)")
     return value
+
+
+def _within_depth(data: Any) -> Any:
+    # One level of containers at a time, so no recursion however deep; parsed JSON holds
+    # exactly dicts, lists and scalars.
+    level = [data] if type(data) is dict or type(data) is list else []
+    for _ in range(DATA_DEPTH_MAX):
+        if not level:
+            return data
+        inner: list[Any] = []
+        for container in level:
+            inner += container.values() if type(container) is dict else container
+        level = [value for value in inner if type(value) is dict or type(value) is list]
+    if level:
+        raise ValueError(f"nests arrays and objects over the depth limit of {DATA_DEPTH_MAX}")
+    return data
 
 
 Name = Annotated[
@@ -29,7 +48,9 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Any = Field(description="Any JSON value.")
+    data: Annotated[Any, AfterValidator(_within_depth)] = Field(
+        description=f"Any JSON value, nesting arrays and objects at most {DATA_DEPTH_MAX} deep."
+    )
     key: Name | None = Field(None, description="Identity within the topic; defaults to the id.")
     topic: Name = Field(DEFAULT_TOPIC, description="Topic the item belongs to.")
     ttl: Annotated[float, Field(strict=True, gt=0)] | None = Field(

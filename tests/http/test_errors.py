@@ -107,6 +107,33 @@ def test_key_and_topic_of_256_printable_characters_are_accepted(
     assert (item["key"], item["topic"]) == (name, name)
 
 
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [129, 253, 254, 600, 1023, 1024, 5000])
+def test_data_nested_too_deep_is_refused_not_a_500(client: httpx.Client, depth: int) -> None:
+    # Up to 1,023 levels the body parses and the item is refused (422); deeper, the body
+    # itself is refused as JSON (400). Never a 500, and nothing is stored.
+    response = _post_raw(client, b'{"data": ' + _nested(depth) + b"}")
+    body = assert_problem(response, 422 if depth < 1024 else 400)
+    assert "depth limit" in body["detail"]
+    assert _nothing_stored(client)
+
+
+def test_a_batch_with_one_item_nested_too_deep_stores_nothing(client: httpx.Client) -> None:
+    response = _post_raw(client, b'[{"data": 1}, {"data": ' + _nested(300) + b"}]")
+    body = assert_problem(response, 422)
+    assert [error["loc"] for error in body["errors"]] == [["body", 1, "data"]]
+    assert _nothing_stored(client)
+
+
+def test_data_nested_128_deep_is_stored_and_read_back(own_client: httpx.Client) -> None:
+    posted = _post_raw(own_client, b'{"key": "deep", "data": ' + _nested(128) + b"}")
+    assert posted.status_code == 201, posted.text
+    assert own_client.get("/items/deep").json()["data"] == posted.json()["data"]
+
+
 def test_batch_over_max_is_422() -> None:
     with run_server(max_batch=3) as server, httpx.Client(base_url=server.url, timeout=5) as client:
         assert len(publish(client, server.auth, [{"data": n} for n in range(3)])) == 3
