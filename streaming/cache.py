@@ -1,4 +1,5 @@
-"""The item cache: latest item per (topic, key), bounded by ttl, count and bytes.
+"""The item cache: latest item per (topic, key), bounded by ttl, count and bytes; an item
+published without a key is kept on its own (`Item.identity`).
 
 cachetools' `TLRUCache` does expiry (per-item ttl) and size-driven eviction; since the
 cache is never read through ``[]``/``get`` (which would reorder it), its LRU order is
@@ -20,11 +21,12 @@ from typing import Any, Literal
 from cachetools import Cache, TLRUCache
 
 from .clock import Clock
+from .errors import InvalidId
 from .ids import StreamId
-from .item import Item
+from .item import Identity, Item
 
 LossReason = Literal["expired", "evicted"]
-_Key = tuple[str, str]
+_Key = Identity
 _by_id = attrgetter("id")
 
 
@@ -64,8 +66,8 @@ class ItemCache:
         return int(self._store.currsize)
 
     def add(self, item: Item) -> None:
-        """Store ``item``, replacing an older item of the same (topic, key) without a loss."""
-        key = (item.topic, item.key)
+        """Store ``item``, replacing an older item of the same identity without a loss."""
+        key = item.identity
         # One clock reading for the whole update: a clock crossing into a new millisecond
         # mid-way could otherwise expire an item between two steps (its index then drifts).
         store = self._store
@@ -98,8 +100,12 @@ class ItemCache:
         self._store.expire()
 
     def get(self, topic: str, key: str) -> Item | None:
-        """The live item for (topic, key), without touching the eviction order."""
-        return self._store.peek((topic, key))
+        """The live item with ``key`` in ``topic``, without touching the eviction order: the
+        keyed one, else the one published without a key whose id is ``key``."""
+        item = self._store.peek((topic, key))
+        if item is None and (id := _as_id(key)) is not None:
+            item = self._store.peek((topic, id))
+        return item
 
     def after(
         self,
@@ -204,6 +210,15 @@ class _IdIndex:
             return [items[i] for i in ids[start:stop]]
         found = (items[i] for i in ids[start:] if i in items)
         return list(found if limit is None else islice(found, limit))
+
+
+def _as_id(key: str) -> StreamId | None:
+    """The id ``key`` spells, as an item without a key shows it, or None."""
+    try:
+        id = StreamId.parse(key)
+    except InvalidId:
+        return None
+    return id if str(id) == key else None
 
 
 def _expires_at(_key: _Key, item: Item, _now: float) -> float:
