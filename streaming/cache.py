@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -265,23 +266,31 @@ class _LossLog:
     """Newest loss per topic, for a bounded number of topics.
 
     Topics beyond the bound fold into one shared watermark that applies to every untracked
-    topic: a subscriber may then get a needless ``reset``, never a missing one.
+    topic: a subscriber may then get a needless ``reset``, never a missing one. The topic
+    folded is the one whose last loss is oldest; recording is O(1) at any number of topics.
     """
 
     def __init__(self, max_topics: int) -> None:
         self._max_topics = max_topics
-        self._by_topic: dict[str, Loss] = {}
+        # In the order of their last loss. An OrderedDict, not a dict: taking the first key
+        # of a dict whose front keeps being deleted scans the holes left there, O(n) each.
+        self._by_topic: OrderedDict[str, Loss] = OrderedDict()
         self._newest: Loss | None = None
         self._folded: Loss | None = None
 
     def record(self, topic: str, loss: Loss) -> None:
-        # A topic folded out earlier is still covered by the folded watermark.
-        current = self._by_topic.pop(topic, self._folded)
-        self._by_topic[topic] = _newer(current, loss)
+        by_topic = self._by_topic
+        current = by_topic.get(topic)
+        if current is not None:
+            by_topic[topic] = _newer(current, loss)
+            by_topic.move_to_end(topic)
+        else:
+            # A topic folded out earlier is still covered by the folded watermark.
+            by_topic[topic] = _newer(self._folded, loss)
+            if len(by_topic) > self._max_topics:
+                _topic, dropped = by_topic.popitem(last=False)
+                self._folded = _newer(self._folded, dropped)
         self._newest = _newer(self._newest, loss)
-        if len(self._by_topic) > self._max_topics:
-            dropped = self._by_topic.pop(next(iter(self._by_topic)))
-            self._folded = _newer(self._folded, dropped)
 
     def after(self, since: StreamId, topics: Collection[str]) -> Loss | None:
         if not topics:
