@@ -16,6 +16,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import jwt
 from starlette.requests import Request
@@ -157,7 +158,11 @@ def _forbidden(detail: str) -> Problem:
 
 
 class RedactAccessTokens(logging.Filter):
-    """Blanks ``access_token=...`` in log records (uvicorn's access log shows the query)."""
+    """Blanks ``access_token=...`` in log records (uvicorn's access log shows the query).
+
+    A parameter counts by its decoded name, as the server reads it (``%61ccess_token`` is
+    ``access_token``), in any case, between any of the separators a client might mean.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -167,13 +172,20 @@ class RedactAccessTokens(logging.Filter):
 
 
 def _redact(value: object) -> object:
-    if isinstance(value, str) and "token" in value.lower():
-        return _ACCESS_TOKEN.sub(r"\1[redacted]", value)
+    if isinstance(value, str) and "=" in value:
+        return _PARAMETER.sub(_blank_token, value)
     return value
 
 
-# The name as a query string may spell it: the server decodes %5F to "_".
-_ACCESS_TOKEN = re.compile(r"(access(?:_|%5f)token=)[^&\s\"]*", re.IGNORECASE)
+def _blank_token(parameter: re.Match[str]) -> str:
+    name = parameter[1]
+    if unquote_plus(name).lower() == "access_token":
+        return f"{name}=[redacted]"
+    return parameter[0]
+
+
+# A query parameter, name=value, after "?", "&" or ";".
+_PARAMETER = re.compile(r"(?<=[?&;])([^=&;#\s\"]*)=[^&;#\s\"]*")
 _REDACTOR = RedactAccessTokens()
 
 

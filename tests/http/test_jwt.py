@@ -215,6 +215,29 @@ def test_access_token_is_redacted_from_the_access_log(
     assert not any(token in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    "name", ["%61ccess_token", "access_toke%6E", "access%5Ftoken", "%61%63%63%65%73%73_token"]
+)
+def test_access_token_is_redacted_however_its_name_is_encoded(
+    server: RunningServer, client: httpx.Client, name: str
+) -> None:
+    # The server decodes parameter names, so each of these is the access token.
+    token = mint(subscribe=["*"])
+    handler = _Recorder()
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        assert client.get(f"/items?limit=1&{name}={token}").is_success
+    finally:
+        access.setLevel(level)
+        access.removeHandler(handler)
+    lines = [record.getMessage() for record in handler.records]
+    assert any(f"limit=1&{name}=[redacted]" in line for line in lines), lines
+    assert not any(token in line for line in lines)
+
+
 # Publishing ----------------------------------------------------------------------------
 
 
