@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sse_starlette.sse import AppStatus
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     problems.install(app)
     app.add_exception_handler(BackendUnavailable, _backend_unavailable)
     app.add_exception_handler(BackendClosed, _backend_closed)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _allow_cross_origin(app, settings)
@@ -163,6 +164,13 @@ async def _backend_closed(_request: Request, _exc: Exception) -> Response:
     return problems.problem_response(
         503, "The service is shutting down; nothing was stored.", headers={"Retry-After": "1"}
     )
+
+
+async def _client_disconnected(request: Request, _exc: Exception) -> Response:
+    # The client left before its body ended: common, its own doing, and no one is there to
+    # read an answer. Nothing was stored.
+    logger.debug("Client disconnected before the end of %s %s", request.method, request.url.path)
+    return problems.problem_response(400, "The request ended before its body did.")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -200,6 +202,55 @@ def test_chunked_body_within_the_limit_is_accepted(own_client: httpx.Client) -> 
         "/items", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
     )
     assert response.status_code == 201, response.text
+
+
+# A producer that leaves mid-body
+
+
+@contextlib.contextmanager
+def captured_logs(*names: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record the named loggers emit, at any level, while the block runs."""
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Capture(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def test_a_producer_leaving_mid_body_is_a_debug_line_not_a_500(
+    server: RunningServer, own_client: httpx.Client
+) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        "POST /items HTTP/1.1\r\nHost: tailcast\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with captured_logs("tailcast", "uvicorn.error") as records:
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(head.encode() + b'[{"data": "only part of the bo')
+        deadline = time.monotonic() + 5
+        while len(records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert own_client.get("/healthz").status_code == 200
+    loud = [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
+    left = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
+    assert len([m for m in left if "disconnected" in m]) == 3, left
+    assert _nothing_stored(own_client)
 
 
 # 415: not JSON
