@@ -13,7 +13,6 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sse_starlette.sse import AppStatus
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,6 +23,7 @@ from streaming.backends.redis import RedisBackend, connector
 from . import __version__, api, dashboard, problems
 from .api import router
 from .auth import redact_access_log
+from .cors import ListedOriginsCORS
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
@@ -120,7 +120,7 @@ def _allow_cross_origin(app: FastAPI, settings: Settings) -> None:
     origins = settings.cors_origin_list()
     if origins:
         app.add_middleware(
-            CORSMiddleware,
+            ListedOriginsCORS,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
