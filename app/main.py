@@ -20,10 +20,11 @@ from starlette.types import Receive, Scope, Send
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
 
-from . import __version__, api, dashboard, problems
+from . import __version__, api, dashboard, docs, problems
 from .api import router
 from .auth import redact_access_log
 from .cors import ListedOriginsCORS
+from .headers import with_response_headers
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
@@ -58,10 +59,16 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version=__version__,
         description="Replay-then-live Server-Sent Events over a TTL cache.",
         lifespan=lifespan,
+        # /docs is app/docs.py, from the app's own copy of Swagger UI; FastAPI's pages
+        # would load it (and ReDoc) from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.tailcast = service
     app.include_router(router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     problems.install(app)
     app.add_exception_handler(BackendUnavailable, _backend_unavailable)
     app.add_exception_handler(BackendClosed, _backend_closed)
@@ -86,6 +93,7 @@ class _Tailcast(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[SERVER_SEND] = send
+            send = with_response_headers(scope, send)
             handler = _FAST_ROUTES.get((scope["method"], scope["path"]))
             if handler is not None and not self.user_middleware and not scope.get("root_path"):
                 scope["app"] = self
