@@ -73,6 +73,9 @@ SCHEMA_VIOLATIONS: dict[str, Any] = {
     "batch_of_scalars": [1, 2],
     "key_with_control_character": {"key": "a\u0000b", "data": 1},
     "key_with_newline": {"key": "a\nb", "data": 1},
+    "key_ending_in_newline": {"key": "ab\n", "data": 1},
+    "key_with_c1_control": {"key": "a\u0085b", "data": 1},
+    "key_with_line_separator": {"key": "a\u2028b", "data": 1},
     "key_too_long": {"key": LONG, "data": 1},
     "key_empty": {"key": "", "data": 1},
     "key_not_a_string": {"key": 7, "data": 1},
@@ -107,6 +110,16 @@ def test_key_and_topic_of_256_printable_characters_are_accepted(
     name = "é" * 256
     item = publish(own_client, server.auth, {"key": name, "topic": name, "data": 1})
     assert (item["key"], item["topic"]) == (name, name)
+
+
+def test_names_may_hold_any_character_but_controls_and_line_separators(
+    server: RunningServer, own_client: httpx.Client
+) -> None:
+    # No-break and ideographic spaces, a zero-width joiner (emoji sequences), private use.
+    name = "東京\u3000会議 \u00a0\U0001f468\u200d\U0001f469 \ue000"
+    item = publish(own_client, server.auth, {"key": name, "topic": name, "data": 1})
+    assert (item["key"], item["topic"]) == (name, name)
+    assert own_client.get("/items", params={"topic": name}).json() == [item]
 
 
 def _nested(depth: int) -> bytes:
@@ -270,7 +283,19 @@ def test_wrong_content_type_is_415(client: httpx.Client, media: str) -> None:
 
 # 400: malformed query parameters and headers
 
-BAD_IDS = ["abc", "1", "1-", "-1", "1-2-3", "1.5-0", "-1-0", "1-x", "99999999999999999999999-0"]
+BAD_IDS = [
+    "abc",
+    "1",
+    "1-",
+    "-1",
+    "1-2-3",
+    "1.5-0",
+    "-1-0",
+    "1-x",
+    "99999999999999999999999-0",
+    "18446744073709551616-0",  # 20 digits: ids have at most 19
+    "1-\u0661",  # a digit, but not an ASCII one
+]
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
@@ -290,14 +315,17 @@ def test_malformed_last_event_id_is_400_even_with_a_valid_since(client: httpx.Cl
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", ""])
+@pytest.mark.parametrize(
+    "limit", ["0", "-1", "abc", "1.5", "", "9223372036854775808", "59710270462512031162433536"]
+)
 def test_malformed_limit_is_400(client: httpx.Client, path: str, limit: str) -> None:
     assert_problem(client.get(path, params={"limit": limit}), 400)
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
-def test_unprintable_topic_filter_is_400(client: httpx.Client, path: str) -> None:
-    assert_problem(client.get(path, params={"topic": "a\u0001"}), 400)
+@pytest.mark.parametrize("topic", ["a\u0001", "a\n", "\u009f", "a\u2029"])
+def test_unprintable_topic_filter_is_400(client: httpx.Client, path: str, topic: str) -> None:
+    assert_problem(client.get(path, params={"topic": topic}), 400)
 
 
 def test_empty_topic_on_item_lookup_is_400(client: httpx.Client) -> None:
