@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from .body import read_json
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RESET_REASONS
 from .problems import Problem, describe
-from .schemas import NAME_MAX, Health, ItemIn, ItemOut, ServiceStats
+from .schemas import LIMIT_MAX, NAME_MAX, Health, ItemIn, ItemOut, ServiceStats, is_printable
 from .service import Service
 from .settings import Settings
 from .stream import EventStream
@@ -79,12 +80,22 @@ def _json_array(items: Sequence[Item]) -> bytes:
     return b"[" + b",".join(item.json for item in items) + b"]"
 
 
+# Ids as the contract states them: every id the service issues fits (ms has 13 digits).
+_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+
+
 def _parse_id(value: str | None, name: str) -> StreamId | None:
     if not value:
         return None
+    if _ID.fullmatch(value) is None:
+        raise Problem(
+            400,
+            f"{name}: {value[:64]!r} is not a stream id '<ms>-<seq>' (two "
+            "integers of 1 to 19 digits).",
+        )
     try:
         return StreamId.parse(value)
-    except InvalidId as exc:
+    except InvalidId as exc:  # not reached: 19 digits always fit in 64 bits
         raise Problem(400, f"{name}: {exc}.") from None
 
 
@@ -92,8 +103,12 @@ def _parse_topics(topics: list[str]) -> frozenset[str]:
     """The topics asked for; an empty value counts as absent (a cleared filter)."""
     chosen = frozenset(topic for topic in topics if topic)
     for topic in chosen:
-        if len(topic) > NAME_MAX or not topic.isprintable():
-            raise Problem(400, f"topic {topic!r} is not 1-{NAME_MAX} printable characters.")
+        if len(topic) > NAME_MAX or not is_printable(topic):
+            raise Problem(
+                400,
+                f"topic {topic[:64]!r}{'...' if len(topic) > 64 else ''} is not 1-{NAME_MAX} "
+                "characters without control characters or line separators.",
+            )
     return chosen
 
 
@@ -186,7 +201,9 @@ async def list_items(
     request: Request,
     topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
     since: SinceQuery = None,
-    limit: Annotated[int | None, Query(ge=1, description="At most this many items.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=LIMIT_MAX, description="At most this many items.")
+    ] = None,
     access_token: AccessTokenQuery = None,
 ) -> Response:
     service = _service(request)
@@ -242,7 +259,9 @@ async def stream(
     request: Request,
     topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
     since: SinceQuery = None,
-    limit: Annotated[int | None, Query(ge=1, description="End after this many items.")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=LIMIT_MAX, description="End after this many items.")
+    ] = None,
     last_event_id: Annotated[
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
@@ -256,12 +275,7 @@ async def open_stream(request: Request) -> EventStream:
     """`stream` without FastAPI's parameter machinery, for the app's fast path."""
     query = request.query_params
     raw_limit = query.get("limit")
-    try:
-        limit = None if raw_limit is None else int(raw_limit)
-    except ValueError:
-        limit = 0
-    if limit is not None and limit < 1:
-        raise Problem(400, f"limit: must be an integer of at least 1, not {raw_limit!r}.")
+    limit = None if raw_limit is None else _parse_limit(raw_limit)
     return _open_stream(
         request,
         query.getlist("topic"),
@@ -270,6 +284,16 @@ async def open_stream(request: Request) -> EventStream:
         request.headers.get("last-event-id"),
         query.get("access_token"),
     )
+
+
+def _parse_limit(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= LIMIT_MAX:
+        raise Problem(400, f"limit: must be an integer from 1 to {LIMIT_MAX}, not {text[:64]!r}.")
+    return limit
 
 
 def _open_stream(

@@ -4,7 +4,7 @@ Without ``jwt_secret`` reads are open and publishing needs the publish token. Wi
 reads need an HS256 JWT whose ``tailcast.subscribe`` patterns cover every topic asked
 for, and publishing takes the publish token or a JWT whose ``tailcast.publish`` patterns
 cover every posted item's topic. In a pattern ``*`` matches any run of characters and
-nothing else is special.
+nothing else is special (`streaming.patterns`: linear time, whatever the pattern).
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import functools
 import hmac
 import logging
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import jwt
 from starlette.requests import Request
+
+from streaming.patterns import TopicPatterns
 
 from .problems import Problem
 from .settings import Settings
@@ -45,16 +48,16 @@ class Grant:
         which only the pattern ``*`` itself grants."""
         if self.patterns is None:
             return
+        patterns = _compiled(self.patterns)
         if not topics:
-            if "*" not in self.patterns:
+            if not patterns.matches_everything:
                 raise _forbidden(
                     f"The token does not allow {_VERBS[self.action]} every topic (that needs "
                     f"the pattern '*' in its tailcast.{self.action} claim); name the topics."
                 )
             return
-        matches = _matcher(self.patterns)
         for topic in sorted(topics):
-            if matches(topic) is None:
+            if not patterns.matches(topic):
                 raise _forbidden(f"The token does not allow {_VERBS[self.action]} topic {topic!r}.")
 
 
@@ -141,10 +144,9 @@ def _patterns(claims: dict[str, Any], action: Action) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
-    """One compiled regular expression for a token's patterns (tokens repeat: cached)."""
-    alternatives = (".*".join(map(re.escape, pattern.split("*"))) for pattern in patterns)
-    return re.compile("|".join(f"(?:{a})" for a in alternatives) or "(?!)", re.DOTALL).fullmatch
+def _compiled(patterns: tuple[str, ...]) -> TopicPatterns:
+    """A token's patterns, parsed (tokens repeat: cached)."""
+    return TopicPatterns(patterns)
 
 
 def _unauthorized(detail: str, *, error: bool = True) -> Problem:
@@ -156,7 +158,11 @@ def _forbidden(detail: str) -> Problem:
 
 
 class RedactAccessTokens(logging.Filter):
-    """Blanks ``access_token=...`` in log records (uvicorn's access log shows the query)."""
+    """Blanks ``access_token=...`` in log records (uvicorn's access log shows the query).
+
+    A parameter counts by its decoded name, as the server reads it (``%61ccess_token`` is
+    ``access_token``), in any case, between any of the separators a client might mean.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -166,13 +172,20 @@ class RedactAccessTokens(logging.Filter):
 
 
 def _redact(value: object) -> object:
-    if isinstance(value, str) and "token" in value.lower():
-        return _ACCESS_TOKEN.sub(r"\1[redacted]", value)
+    if isinstance(value, str) and "=" in value:
+        return _PARAMETER.sub(_blank_token, value)
     return value
 
 
-# The name as a query string may spell it: the server decodes %5F to "_".
-_ACCESS_TOKEN = re.compile(r"(access(?:_|%5f)token=)[^&\s\"]*", re.IGNORECASE)
+def _blank_token(parameter: re.Match[str]) -> str:
+    name = parameter[1]
+    if unquote_plus(name).lower() == "access_token":
+        return f"{name}=[redacted]"
+    return parameter[0]
+
+
+# A query parameter, name=value, after "?", "&" or ";".
+_PARAMETER = re.compile(r"(?<=[?&;])([^=&;#\s\"]*)=[^&;#\s\"]*")
 _REDACTOR = RedactAccessTokens()
 
 

@@ -89,6 +89,8 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
     """Run uvicorn's process manager; workers build the app from the environment."""
     import uvicorn
 
+    from .protocols import HTTP_PROTOCOL
+
     assert settings.publish_token is not None
     for name, value in given.items():
         os.environ[f"TAILCAST_{name.upper()}"] = str(value)
@@ -101,6 +103,7 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
         workers=settings.workers,
         log_level=settings.log_level,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace) + 1,
+        http=HTTP_PROTOCOL,
     )
 
 

@@ -13,17 +13,18 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sse_starlette.sse import AppStatus
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
 
-from . import __version__, api, dashboard, problems
+from . import __version__, api, dashboard, docs, problems
 from .api import router
 from .auth import redact_access_log
+from .cors import ListedOriginsCORS
+from .headers import with_response_headers
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
 from .settings import Settings
@@ -58,13 +59,20 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version=__version__,
         description="Replay-then-live Server-Sent Events over a TTL cache.",
         lifespan=lifespan,
+        # /docs is app/docs.py, from the app's own copy of Swagger UI; FastAPI's pages
+        # would load it (and ReDoc) from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.tailcast = service
     app.include_router(router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     problems.install(app)
     app.add_exception_handler(BackendUnavailable, _backend_unavailable)
     app.add_exception_handler(BackendClosed, _backend_closed)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _allow_cross_origin(app, settings)
@@ -85,6 +93,7 @@ class _Tailcast(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[SERVER_SEND] = send
+            send = with_response_headers(scope, send)
             handler = _FAST_ROUTES.get((scope["method"], scope["path"]))
             if handler is not None and not self.user_middleware and not scope.get("root_path"):
                 scope["app"] = self
@@ -119,7 +128,7 @@ def _allow_cross_origin(app: FastAPI, settings: Settings) -> None:
     origins = settings.cors_origin_list()
     if origins:
         app.add_middleware(
-            CORSMiddleware,
+            ListedOriginsCORS,
             allow_origins=origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
@@ -163,6 +172,13 @@ async def _backend_closed(_request: Request, _exc: Exception) -> Response:
     return problems.problem_response(
         503, "The service is shutting down; nothing was stored.", headers={"Retry-After": "1"}
     )
+
+
+async def _client_disconnected(request: Request, _exc: Exception) -> Response:
+    # The client left before its body ended: common, its own doing, and no one is there to
+    # read an answer. Nothing was stored.
+    logger.debug("Client disconnected before the end of %s %s", request.method, request.url.path)
+    return problems.problem_response(400, "The request ended before its body did.")
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

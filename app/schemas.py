@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -9,17 +10,55 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from streaming import DEFAULT_TOPIC
 
 NAME_MAX = 256
+NAME_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+"""Keys and topics hold no control characters (C0, DEL, C1) and no line or paragraph
+separator: the rule as a regular expression that ECMA-262 (JSON Schema) and Python read
+alike, so the contract states exactly what the server enforces."""
+LIMIT_MAX = 2**63 - 1
+"""The largest ``limit`` a query takes (a signed 64-bit integer)."""
+DATA_DEPTH_MAX = 128
+"""How deep ``data`` may nest arrays and objects. The encoder stops at about 250 levels, so
+deeper data could be parsed but never stored or sent: it is refused up front instead."""
+
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_printable(name: str) -> bool:
+    """Whether ``name`` holds no control character or line separator (`NAME_PATTERN`)."""
+    return _NAME.fullmatch(name) is not None  # "$" alone would allow a final "\n"
 
 
 def _printable(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError("must contain only printable characters (no control characters)")
+    if not is_printable(value):
+        raise ValueError(
+            "must not contain control characters (U+0000-U+001F, U+007F-U+009F) or line "
+            "separators (U+2028, U+2029)"
+        )
     return value
+
+
+def _within_depth(data: Any) -> Any:
+    # One level of containers at a time, so no recursion however deep; parsed JSON holds
+    # exactly dicts, lists and scalars.
+    level = [data] if type(data) is dict or type(data) is list else []
+    for _ in range(DATA_DEPTH_MAX):
+        if not level:
+            return data
+        inner: list[Any] = []
+        for container in level:
+            inner += container.values() if type(container) is dict else container
+        level = [value for value in inner if type(value) is dict or type(value) is list]
+    if level:
+        raise ValueError(f"nests arrays and objects over the depth limit of {DATA_DEPTH_MAX}")
+    return data
 
 
 Name = Annotated[
     str,
-    Field(min_length=1, max_length=NAME_MAX, strict=True),
+    Field(
+        min_length=1, max_length=NAME_MAX, strict=True, json_schema_extra={"pattern": NAME_PATTERN}
+    ),
     AfterValidator(_printable),
 ]
 
@@ -29,7 +68,9 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Any = Field(description="Any JSON value.")
+    data: Annotated[Any, AfterValidator(_within_depth)] = Field(
+        description=f"Any JSON value, nesting arrays and objects at most {DATA_DEPTH_MAX} deep."
+    )
     key: Name | None = Field(None, description="Identity within the topic; defaults to the id.")
     topic: Name = Field(DEFAULT_TOPIC, description="Topic the item belongs to.")
     ttl: Annotated[float, Field(strict=True, gt=0)] | None = Field(

@@ -1,4 +1,5 @@
-"""The item cache: latest item per (topic, key), bounded by ttl, count and bytes.
+"""The item cache: latest item per (topic, key), bounded by ttl, count and bytes; an item
+published without a key is kept on its own (`Item.identity`).
 
 cachetools' `TLRUCache` does expiry (per-item ttl) and size-driven eviction; since the
 cache is never read through ``[]``/``get`` (which would reorder it), its LRU order is
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -20,11 +22,12 @@ from typing import Any, Literal
 from cachetools import Cache, TLRUCache
 
 from .clock import Clock
+from .errors import InvalidId
 from .ids import StreamId
-from .item import Item
+from .item import Identity, Item
 
 LossReason = Literal["expired", "evicted"]
-_Key = tuple[str, str]
+_Key = Identity
 _by_id = attrgetter("id")
 
 
@@ -64,8 +67,8 @@ class ItemCache:
         return int(self._store.currsize)
 
     def add(self, item: Item) -> None:
-        """Store ``item``, replacing an older item of the same (topic, key) without a loss."""
-        key = (item.topic, item.key)
+        """Store ``item``, replacing an older item of the same identity without a loss."""
+        key = item.identity
         # One clock reading for the whole update: a clock crossing into a new millisecond
         # mid-way could otherwise expire an item between two steps (its index then drifts).
         store = self._store
@@ -98,8 +101,12 @@ class ItemCache:
         self._store.expire()
 
     def get(self, topic: str, key: str) -> Item | None:
-        """The live item for (topic, key), without touching the eviction order."""
-        return self._store.peek((topic, key))
+        """The live item with ``key`` in ``topic``, without touching the eviction order: the
+        keyed one, else the one published without a key whose id is ``key``."""
+        item = self._store.peek((topic, key))
+        if item is None and (id := _as_id(key)) is not None:
+            item = self._store.peek((topic, id))
+        return item
 
     def after(
         self,
@@ -206,6 +213,15 @@ class _IdIndex:
         return list(found if limit is None else islice(found, limit))
 
 
+def _as_id(key: str) -> StreamId | None:
+    """The id ``key`` spells, as an item without a key shows it, or None."""
+    try:
+        id = StreamId.parse(key)
+    except InvalidId:
+        return None
+    return id if str(id) == key else None
+
+
 def _expires_at(_key: _Key, item: Item, _now: float) -> float:
     return item.expires_at
 
@@ -250,23 +266,31 @@ class _LossLog:
     """Newest loss per topic, for a bounded number of topics.
 
     Topics beyond the bound fold into one shared watermark that applies to every untracked
-    topic: a subscriber may then get a needless ``reset``, never a missing one.
+    topic: a subscriber may then get a needless ``reset``, never a missing one. The topic
+    folded is the one whose last loss is oldest; recording is O(1) at any number of topics.
     """
 
     def __init__(self, max_topics: int) -> None:
         self._max_topics = max_topics
-        self._by_topic: dict[str, Loss] = {}
+        # In the order of their last loss. An OrderedDict, not a dict: taking the first key
+        # of a dict whose front keeps being deleted scans the holes left there, O(n) each.
+        self._by_topic: OrderedDict[str, Loss] = OrderedDict()
         self._newest: Loss | None = None
         self._folded: Loss | None = None
 
     def record(self, topic: str, loss: Loss) -> None:
-        # A topic folded out earlier is still covered by the folded watermark.
-        current = self._by_topic.pop(topic, self._folded)
-        self._by_topic[topic] = _newer(current, loss)
+        by_topic = self._by_topic
+        current = by_topic.get(topic)
+        if current is not None:
+            by_topic[topic] = _newer(current, loss)
+            by_topic.move_to_end(topic)
+        else:
+            # A topic folded out earlier is still covered by the folded watermark.
+            by_topic[topic] = _newer(self._folded, loss)
+            if len(by_topic) > self._max_topics:
+                _topic, dropped = by_topic.popitem(last=False)
+                self._folded = _newer(self._folded, dropped)
         self._newest = _newer(self._newest, loss)
-        if len(self._by_topic) > self._max_topics:
-            dropped = self._by_topic.pop(next(iter(self._by_topic)))
-            self._folded = _newer(self._folded, dropped)
 
     def after(self, since: StreamId, topics: Collection[str]) -> Loss | None:
         if not topics:

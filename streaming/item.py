@@ -11,6 +11,8 @@ from .ids import StreamId
 
 DEFAULT_TOPIC = "default"
 
+Identity = tuple[str, str | StreamId]
+
 _FRAME_HEAD = b"event: item\nid: "
 _DATA_HEAD = b"\ndata: "
 
@@ -31,7 +33,11 @@ class Draft:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Item:
-    """A stored item. ``frame`` is its complete SSE event, shared by every subscriber."""
+    """A stored item. ``frame`` is its complete SSE event, shared by every subscriber.
+
+    ``key`` is the producer's key, or the item's id when it was published without one
+    (``keyed`` False).
+    """
 
     id: StreamId
     topic: str
@@ -40,6 +46,7 @@ class Item:
     created_at: int
     expires_at: int
     frame: bytes = field(repr=False)
+    keyed: bool = True
 
     @classmethod
     def create(
@@ -64,7 +71,15 @@ class Item:
             }
         )
         frame = b"%s%s%s%s\n\n" % (_FRAME_HEAD, text.encode(), _DATA_HEAD, body)
-        return cls(id, draft.topic, key, draft.data, created_at, expires_at, frame)
+        keyed = draft.key is not None
+        return cls(id, draft.topic, key, draft.data, created_at, expires_at, frame, keyed)
+
+    @property
+    def identity(self) -> Identity:
+        """What the cache keeps the latest item of: (topic, key) for a keyed item, (topic,
+        id) for one published without a key. An id is a tuple and a key a string, so a key
+        spelled like an id never replaces, nor is replaced by, an item without a key."""
+        return (self.topic, self.key if self.keyed else self.id)
 
     @property
     def json(self) -> bytes:

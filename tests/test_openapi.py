@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from app.main import create_app
+from app.schemas import LIMIT_MAX, NAME_MAX, NAME_PATTERN
 from app.settings import Settings
 from tests.support import run_server
 
@@ -390,6 +391,25 @@ def test_secured_operations_are_those_that_answer_401(served: Doc, documented: D
                 assert schemes.get(scheme, {}).get("scheme") == "bearer", (
                     f"{_show(key)}: security scheme {scheme!r} is not an HTTP bearer scheme"
                 )
+
+
+def test_documented_limits_are_the_ones_the_app_enforces(documented: Doc) -> None:
+    """Constraints the comparison above cannot see (it compares shapes): each number and
+    pattern the contract states is the app's own."""
+    schemas = documented["components"]["schemas"]
+    defaults = Settings(publish_token="x")
+    name, item = schemas["Name"], schemas["ItemIn"]["properties"]
+    assert (name["pattern"], name["maxLength"]) == (NAME_PATTERN, NAME_MAX)
+    assert (item["key"]["pattern"], item["key"]["maxLength"]) == (NAME_PATTERN, NAME_MAX)
+    assert (item["ttl"]["minimum"], item["ttl"]["maximum"]) == (
+        defaults.ttl_min,
+        defaults.ttl_max,
+    )
+    assert schemas["Limit"]["maximum"] == LIMIT_MAX
+    body = documented["paths"]["/items"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["oneOf"][1]["maxItems"] == defaults.max_batch
+    topics = documented["components"]["parameters"]["Topic"]["schema"]["items"]
+    assert topics["pattern"] == NAME_PATTERN
 
 
 # Known gaps in the served schema: the contract is right and these pin the app's bugs. ---

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.http.helpers import assert_problem
 from tests.support import run_server
 
 ALLOWED = "https://dashboard.example"
@@ -78,13 +79,37 @@ def test_refused_publish_exposes_www_authenticate_to_an_allowed_origin(
     assert "www-authenticate" in response.headers["access-control-expose-headers"].lower()
 
 
-def test_other_origins_get_no_cors_headers(client: httpx.Client) -> None:
-    preflight = _preflight(client, "/stream", OTHER, "GET")
-    assert preflight.status_code == 400
-    assert "access-control-allow-origin" not in preflight.headers
-    response = client.get("/stats", headers={"Origin": OTHER})
-    assert response.status_code == 200
-    assert "access-control-allow-origin" not in response.headers
+@pytest.mark.parametrize("path", ["/stats", "/items", "/stream", "/nope"])
+def test_other_origins_get_no_cors_headers(client: httpx.Client, path: str) -> None:
+    with client.stream("GET", path, headers={"Origin": OTHER}) as response:
+        assert not any(name.startswith("access-control-") for name in response.headers)
+        assert "origin" in response.headers["vary"].lower()
+
+
+@pytest.mark.parametrize("path", ["/stream", "/items"])
+def test_a_preflight_from_another_origin_is_refused_with_a_problem(
+    client: httpx.Client, path: str
+) -> None:
+    preflight = _preflight(client, path, OTHER, "GET")
+    assert_problem(preflight, 400)
+    assert not any(name.startswith("access-control-") for name in preflight.headers)
+
+
+def test_a_preflight_for_a_header_not_allowed_is_refused_with_a_problem(
+    client: httpx.Client,
+) -> None:
+    response = client.options(
+        "/items",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-secret",
+        },
+    )
+    body = assert_problem(response, 400)
+    assert "Last-Event-ID" in body["detail"]
+    # The origin is listed: its browser may read why.
+    assert response.headers["access-control-allow-origin"] == ALLOWED
 
 
 def test_cors_is_off_without_origins() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -71,6 +73,9 @@ SCHEMA_VIOLATIONS: dict[str, Any] = {
     "batch_of_scalars": [1, 2],
     "key_with_control_character": {"key": "a\u0000b", "data": 1},
     "key_with_newline": {"key": "a\nb", "data": 1},
+    "key_ending_in_newline": {"key": "ab\n", "data": 1},
+    "key_with_c1_control": {"key": "a\u0085b", "data": 1},
+    "key_with_line_separator": {"key": "a\u2028b", "data": 1},
     "key_too_long": {"key": LONG, "data": 1},
     "key_empty": {"key": "", "data": 1},
     "key_not_a_string": {"key": 7, "data": 1},
@@ -105,6 +110,43 @@ def test_key_and_topic_of_256_printable_characters_are_accepted(
     name = "é" * 256
     item = publish(own_client, server.auth, {"key": name, "topic": name, "data": 1})
     assert (item["key"], item["topic"]) == (name, name)
+
+
+def test_names_may_hold_any_character_but_controls_and_line_separators(
+    server: RunningServer, own_client: httpx.Client
+) -> None:
+    # No-break and ideographic spaces, a zero-width joiner (emoji sequences), private use.
+    name = "東京\u3000会議 \u00a0\U0001f468\u200d\U0001f469 \ue000"
+    item = publish(own_client, server.auth, {"key": name, "topic": name, "data": 1})
+    assert (item["key"], item["topic"]) == (name, name)
+    assert own_client.get("/items", params={"topic": name}).json() == [item]
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize("depth", [129, 253, 254, 600, 1023, 1024, 5000])
+def test_data_nested_too_deep_is_refused_not_a_500(client: httpx.Client, depth: int) -> None:
+    # Up to 1,023 levels the body parses and the item is refused (422); deeper, the body
+    # itself is refused as JSON (400). Never a 500, and nothing is stored.
+    response = _post_raw(client, b'{"data": ' + _nested(depth) + b"}")
+    body = assert_problem(response, 422 if depth < 1024 else 400)
+    assert "depth limit" in body["detail"]
+    assert _nothing_stored(client)
+
+
+def test_a_batch_with_one_item_nested_too_deep_stores_nothing(client: httpx.Client) -> None:
+    response = _post_raw(client, b'[{"data": 1}, {"data": ' + _nested(300) + b"}]")
+    body = assert_problem(response, 422)
+    assert [error["loc"] for error in body["errors"]] == [["body", 1, "data"]]
+    assert _nothing_stored(client)
+
+
+def test_data_nested_128_deep_is_stored_and_read_back(own_client: httpx.Client) -> None:
+    posted = _post_raw(own_client, b'{"key": "deep", "data": ' + _nested(128) + b"}")
+    assert posted.status_code == 201, posted.text
+    assert own_client.get("/items/deep").json()["data"] == posted.json()["data"]
 
 
 def test_batch_over_max_is_422() -> None:
@@ -175,6 +217,55 @@ def test_chunked_body_within_the_limit_is_accepted(own_client: httpx.Client) -> 
     assert response.status_code == 201, response.text
 
 
+# A producer that leaves mid-body
+
+
+@contextlib.contextmanager
+def captured_logs(*names: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record the named loggers emit, at any level, while the block runs."""
+    records: list[logging.LogRecord] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Capture(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+def test_a_producer_leaving_mid_body_is_a_debug_line_not_a_500(
+    server: RunningServer, own_client: httpx.Client
+) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        "POST /items HTTP/1.1\r\nHost: tailcast\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    with captured_logs("tailcast", "uvicorn.error") as records:
+        for _ in range(3):
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(head.encode() + b'[{"data": "only part of the bo')
+        deadline = time.monotonic() + 5
+        while len(records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert own_client.get("/healthz").status_code == 200
+    loud = [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
+    assert not loud, [r.getMessage() for r in loud]
+    left = [r.getMessage() for r in records if r.levelno == logging.DEBUG]
+    assert len([m for m in left if "disconnected" in m]) == 3, left
+    assert _nothing_stored(own_client)
+
+
 # 415: not JSON
 
 
@@ -192,7 +283,19 @@ def test_wrong_content_type_is_415(client: httpx.Client, media: str) -> None:
 
 # 400: malformed query parameters and headers
 
-BAD_IDS = ["abc", "1", "1-", "-1", "1-2-3", "1.5-0", "-1-0", "1-x", "99999999999999999999999-0"]
+BAD_IDS = [
+    "abc",
+    "1",
+    "1-",
+    "-1",
+    "1-2-3",
+    "1.5-0",
+    "-1-0",
+    "1-x",
+    "99999999999999999999999-0",
+    "18446744073709551616-0",  # 20 digits: ids have at most 19
+    "1-\u0661",  # a digit, but not an ASCII one
+]
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
@@ -212,14 +315,17 @@ def test_malformed_last_event_id_is_400_even_with_a_valid_since(client: httpx.Cl
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
-@pytest.mark.parametrize("limit", ["0", "-1", "abc", "1.5", ""])
+@pytest.mark.parametrize(
+    "limit", ["0", "-1", "abc", "1.5", "", "9223372036854775808", "59710270462512031162433536"]
+)
 def test_malformed_limit_is_400(client: httpx.Client, path: str, limit: str) -> None:
     assert_problem(client.get(path, params={"limit": limit}), 400)
 
 
 @pytest.mark.parametrize("path", ["/items", "/stream"])
-def test_unprintable_topic_filter_is_400(client: httpx.Client, path: str) -> None:
-    assert_problem(client.get(path, params={"topic": "a\u0001"}), 400)
+@pytest.mark.parametrize("topic", ["a\u0001", "a\n", "\u009f", "a\u2029"])
+def test_unprintable_topic_filter_is_400(client: httpx.Client, path: str, topic: str) -> None:
+    assert_problem(client.get(path, params={"topic": topic}), 400)
 
 
 def test_empty_topic_on_item_lookup_is_400(client: httpx.Client) -> None:

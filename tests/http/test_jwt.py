@@ -133,6 +133,20 @@ def test_patterns_treat_only_star_as_special(client: httpx.Client) -> None:
         assert response.status_code == 403, topic
 
 
+def test_a_backtracking_pattern_is_matched_in_milliseconds(client: httpx.Client) -> None:
+    # As a regular expression this pattern backtracks for ever on a long topic (seconds per
+    # topic at five stars, and the whole server stalls meanwhile); matched as a pattern, a
+    # refusal takes milliseconds and the server stays responsive.
+    headers = bearer(mint(subscribe=["*a*a*a*a*a*a*a*a*a*a*a*a*b"]))
+    params = {"topic": ["a" * 256, "a" * 255 + "c", "a" * 200]}
+    start = time.monotonic()
+    refused = client.get("/items", params=params, headers=headers)
+    elapsed = time.monotonic() - start
+    assert_problem(refused, 403)
+    assert elapsed < 1.0
+    assert client.get("/healthz", timeout=1).status_code == 200
+
+
 def test_list_and_get_need_their_topic_granted(server: RunningServer, client: httpx.Client) -> None:
     publish(client, server.auth, {"key": "k", "topic": "open", "data": 1})
     publish(client, server.auth, {"key": "k", "topic": "closed", "data": 2})
@@ -198,6 +212,29 @@ def test_access_token_is_redacted_from_the_access_log(
         access.removeHandler(handler)
     lines = [record.getMessage() for record in handler.records]
     assert any("access_token=[redacted]&limit=1" in line for line in lines), lines
+    assert not any(token in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "name", ["%61ccess_token", "access_toke%6E", "access%5Ftoken", "%61%63%63%65%73%73_token"]
+)
+def test_access_token_is_redacted_however_its_name_is_encoded(
+    server: RunningServer, client: httpx.Client, name: str
+) -> None:
+    # The server decodes parameter names, so each of these is the access token.
+    token = mint(subscribe=["*"])
+    handler = _Recorder()
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        assert client.get(f"/items?limit=1&{name}={token}").is_success
+    finally:
+        access.setLevel(level)
+        access.removeHandler(handler)
+    lines = [record.getMessage() for record in handler.records]
+    assert any(f"limit=1&{name}=[redacted]" in line for line in lines), lines
     assert not any(token in line for line in lines)
 
 

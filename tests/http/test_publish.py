@@ -126,6 +126,49 @@ def test_same_key_in_two_topics_is_two_items(server: RunningServer, client: http
     assert client.get("/items/k", params={"topic": "b"}).json() == b
 
 
+def test_a_key_spelled_like_an_id_never_replaces_the_item_without_a_key(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    keyless = publish(client, server.auth, {"topic": "t", "data": "keyed by its id"})
+    keyed = publish(client, server.auth, {"topic": "t", "key": keyless["id"], "data": "keyed"})
+    listed = client.get("/items", params={"topic": "t"}).json()
+    assert [item["id"] for item in listed] == [keyless["id"], keyed["id"]]
+    # By key, the keyed item comes first; the other is still there, read by its id above.
+    assert client.get(f"/items/{keyless['id']}", params={"topic": "t"}).json() == keyed
+
+
+def test_an_item_without_a_key_never_replaces_a_key_spelled_like_its_id(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    # Keys spelled like the ids of the next second: an item published without a key soon
+    # gets one of those ids.
+    now = sid(publish(client, server.auth, {"data": "clock"})["id"])[0]
+    keys = [f"{ms}-0" for ms in range(now + 1, now + 1001)]
+    keyed = publish(client, server.auth, [{"topic": "t", "key": k, "data": k} for k in keys])
+    deadline = time.monotonic() + 5
+    while True:
+        keyless = publish(client, server.auth, {"topic": "t", "data": "keyed by its id"})
+        if keyless["id"] in keys or time.monotonic() > deadline:
+            break
+    assert keyless["id"] in keys, "no item got an id spelled like a key"
+    listed = client.get("/items", params={"topic": "t"}).json()
+    assert len(listed) == len(keyed) + 1
+    assert {item["key"] for item in listed if item["id"] != keyless["id"]} == set(keys)
+    assert (
+        client.get(f"/items/{keyless['id']}", params={"topic": "t"}).json()["data"]
+        == (keyless["id"])
+    )
+
+
+def test_an_item_without_a_key_is_read_by_its_id(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    keyless = publish(client, server.auth, {"topic": "t", "data": 1})
+    assert client.get(f"/items/{keyless['id']}", params={"topic": "t"}).json() == keyless
+    ms, seq = keyless["id"].split("-")
+    assert_problem(client.get(f"/items/0{ms}-{seq}", params={"topic": "t"}), 404)
+
+
 def test_get_item_by_key_defaults_to_the_default_topic(
     server: RunningServer, client: httpx.Client
 ) -> None:

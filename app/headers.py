@@ -1,0 +1,42 @@
+"""Headers every response carries, whatever route or error produced it.
+
+- ``X-Content-Type-Options: nosniff``: browsers take the declared media type, never sniff
+  one (a JSON body that looks like HTML stays JSON).
+- ``Cache-Control: no-store`` when the request carried a token (an ``Authorization``
+  header or an ``access_token`` parameter): what a token unlocked is kept by no cache.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.types import Message, Scope, Send
+
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def with_response_headers(scope: Scope, send: Send) -> Send:
+    """``send``, adding the headers above to the response's start."""
+    replaced = {_NOSNIFF[0], _NO_STORE[0]} if carries_token(scope) else {_NOSNIFF[0]}
+    added = [_NOSNIFF, _NO_STORE] if len(replaced) == 2 else [_NOSNIFF]
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", ()) if h[0].lower() not in replaced]
+            message["headers"] = headers + added
+        await send(message)
+
+    return sending
+
+
+def carries_token(scope: Scope) -> bool:
+    """Whether the request sends a token: an ``Authorization`` header, or a query parameter
+    whose name decodes to ``access_token`` (in any case)."""
+    if any(name == b"authorization" for name, _ in scope["headers"]):
+        return True
+    query: bytes = scope.get("query_string", b"")
+    if b"%" not in query and b"token" not in query.lower():
+        return False
+    parameters = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    return any(name.lower() == "access_token" for name, _ in parameters)
