@@ -313,7 +313,7 @@ class RedisBackend(Backend):
                 # the server, and the tail must outlive that (its task group is the backend's).
                 failures += 1
                 self._healthy = False
-                delay = min(5.0, 0.1 * 2**failures) * random.uniform(0.5, 1.0)
+                delay = min(1.0, 0.1 * 2**failures) * random.uniform(0.5, 1.0)
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
                 continue

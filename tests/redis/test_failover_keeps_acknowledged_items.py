@@ -104,8 +104,9 @@ async def _failover(directory: Path) -> Failover:
                 await anyio.sleep(1.0)
                 producing.cancel_scope.cancel()
             acked = [id for p in producers for id in p.acked]
-            with old.client() as master:
-                log = logged_ids(master)
+            # The instances converge on the log once they reach the new master (bounded);
+            # their subscribers have had their resets by then.
+            served, log = await _converged(client, urls, old)
             readings: list[Reading] = []
 
             def settled() -> bool:
@@ -114,11 +115,25 @@ async def _failover(directory: Path) -> Failover:
 
             with contextlib.suppress(AssertionError):  # the tests below say what is missing
                 await eventually(settled, within=10)
-            served = [await replay(client, url) for url in urls]
             fresh, _ = await fresh_instance_replay(client, topology.url, directory / "fresh")
             readers.cancel_scope.cancel()
     outcomes = Counter(a.outcome for p in producers for a in p.attempts)
     return Failover(acked, outcomes, demoted_after, log, fresh, served, subscribers, readings)
+
+
+async def _converged(
+    client: httpx.AsyncClient, urls: list[str], master: RedisProcess, within: float = 10.0
+) -> tuple[list[Replay], list[str]]:
+    """A new stream's replay on each instance, and the log, once every replay is what the
+    log holds up to its cutoff (or as they are after ``within`` seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        served = [await replay(client, url) for url in urls]
+        with master.client() as redis:
+            log = logged_ids(redis)  # after the replays: it holds every write they show
+        if all(s.items == up_to(log, s.cutoff) for s in served) or time.monotonic() > deadline:
+            return served, log
+        await anyio.sleep(0.2)
 
 
 def _role(server: RedisProcess) -> str:
