@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import httpx
 import redis
+from anyio.abc import TaskGroup
 
 from tests.redis_support import SENTINEL_MASTER, RedisProcess
 
@@ -271,6 +272,17 @@ class Subscriber:
 
 
 # -- waiting ------------------------------------------------------------------------------
+
+
+async def start_live(
+    readers: TaskGroup, client: httpx.AsyncClient, subscribers: Sequence[Subscriber]
+) -> None:
+    """Run every subscriber in ``readers`` and wait (10 s at most) until each is live."""
+    for subscriber in subscribers:
+        readers.start_soon(subscriber.run, client)
+    with anyio.fail_after(10):
+        for subscriber in subscribers:
+            await subscriber.live.wait()
 
 
 async def eventually(

@@ -31,6 +31,7 @@ from tests.redis.helpers import (
     logged_ids,
     running_instances,
     sentinel_topology,
+    start_live,
     wait_replica_online,
 )
 from tests.redis.history import (
@@ -81,11 +82,7 @@ async def _failover(directory: Path) -> Failover:
             httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client,
             anyio.create_task_group() as readers,
         ):
-            for subscriber in subscribers:
-                readers.start_soon(subscriber.run, client)
-            with anyio.fail_after(10):
-                for subscriber in subscribers:
-                    await subscriber.live.wait()
+            await start_live(readers, client, subscribers)
             async with anyio.create_task_group() as producing:
                 for producer in producers:
                     producing.start_soon(producer.run, client)

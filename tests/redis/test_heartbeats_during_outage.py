@@ -26,6 +26,7 @@ from tests.redis.helpers import (
     eventually,
     publish_one,
     running_instances,
+    start_live,
 )
 from tests.redis_support import RedisProcess
 
@@ -82,11 +83,7 @@ async def test_every_stream_hears_from_the_server_within_the_heartbeat_interval(
             httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client,
             anyio.create_task_group() as readers,
         ):
-            for subscriber in subscribers:
-                readers.start_soon(subscriber.run, client)
-            with anyio.fail_after(10):
-                for subscriber in subscribers:
-                    await subscriber.live.wait()
+            await start_live(readers, client, subscribers)
             start = time.monotonic()
             # An item just after a heartbeat tick; requests while the next heartbeat is due
             # (one interval after the item: the tick half-way was too early for it).

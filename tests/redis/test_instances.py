@@ -17,6 +17,7 @@ from tests.redis.helpers import (
     logged_ids,
     publish_one,
     running_instances,
+    start_live,
     strictly_increasing,
 )
 from tests.redis_support import RedisProcess
@@ -67,11 +68,7 @@ async def _run(
         httpx.AsyncClient(timeout=httpx.Timeout(5.0), limits=limits) as client,
         anyio.create_task_group() as readers,
     ):
-        for subscriber in subscribers:
-            readers.start_soon(subscriber.run, client)
-        with anyio.fail_after(10):
-            for subscriber in subscribers:
-                await subscriber.live.wait()
+        await start_live(readers, client, subscribers)
 
         async def at_midway(action: Callable[[], None]) -> None:
             await eventually(lambda: len(acked) >= PRODUCERS * ITEMS_EACH // 3, within=60)

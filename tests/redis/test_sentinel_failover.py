@@ -26,6 +26,7 @@ from tests.redis.helpers import (
     running_instances,
     sentinel_topology,
     sid,
+    start_live,
     strictly_increasing,
     wait_replica_online,
 )
@@ -101,11 +102,7 @@ async def _failovers(directory: Path) -> Failovers:
             httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as client,
             anyio.create_task_group() as readers,
         ):
-            for subscriber in subscribers:
-                readers.start_soon(subscriber.run, client)
-            with anyio.fail_after(10):
-                for subscriber in subscribers:
-                    await subscriber.live.wait()
+            await start_live(readers, client, subscribers)
             async with anyio.create_task_group() as publisher:
                 publisher.start_soon(_publish_until_cancelled, client, urls, publishing)
                 await _acks(publishing, ACKS_PER_PHASE)
