@@ -17,6 +17,7 @@ from streaming import Draft, InvalidId, Item, StreamId, wall_clock_ms
 from . import __version__
 from .auth import authorize_publish, authorize_read
 from .body import read_json
+from .listing import ItemList
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RESET_REASONS
 from .problems import Problem, describe
@@ -211,8 +212,7 @@ async def list_items(
     authorize_read(request, service.settings, topics, access_token)
     after = _parse_id(since, "since")
     await service.backend.sync(after)
-    items = service.backend.items(topics, after, limit)
-    return _json_response(_json_array(items))
+    return ItemList(service, topics, after, limit)
 
 
 @router.get(
