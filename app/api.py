@@ -100,6 +100,18 @@ def _parse_id(value: str | None, name: str) -> StreamId | None:
         raise Problem(400, f"{name}: {exc}.") from None
 
 
+def _limit_topics(topics: list[str], settings: Settings) -> None:
+    """Refuse a read naming more topics than ``max_topics``: each one costs the stream (or
+    the listing) memory and every fan-out round work, so a client may not ask for
+    thousands."""
+    if len(topics) > settings.max_topics:
+        raise Problem(
+            400,
+            f"{len(topics)} topic parameters; at most {settings.max_topics} are allowed "
+            "(max_topics).",
+        )
+
+
 def _parse_topics(topics: list[str]) -> frozenset[str]:
     """The topics asked for; an empty value counts as absent (a cleared filter)."""
     chosen = frozenset(topic for topic in topics if topic)
@@ -208,6 +220,7 @@ async def list_items(
     access_token: AccessTokenQuery = None,
 ) -> Response:
     service = _service(request)
+    _limit_topics(topic, service.settings)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
     after = _parse_id(since, "since")
@@ -305,6 +318,7 @@ def _open_stream(
     access_token: str | None,
 ) -> EventStream:
     service = _service(request)
+    _limit_topics(topic, service.settings)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
     resume = _parse_id(last_event_id, "Last-Event-ID")

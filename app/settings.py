@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     live_buffer_bytes: int = Field(
         16 * _MIB, ge=1, description="Byte bound of the shared live buffer."
     )
+    max_topics: int = Field(
+        100, ge=1, description="Most topic parameters one GET /stream or GET /items may name."
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     backend: str = Field(
         "memory",
