@@ -94,6 +94,10 @@ class EventStream(Response):
         if not self._aborted:  # after a disconnect uvicorn drops this write
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    @property
+    def topics(self) -> frozenset[str]:
+        return self._topics
+
     def abort(self) -> None:
         """Drop a stream whose client stopped reading (its send is stalled)."""
         self._aborted = True
