@@ -281,11 +281,13 @@ async def stream(
     ] = None,
     access_token: AccessTokenQuery = None,
 ) -> EventStream:
+    await _service(request).stream_starts.wait()
     return _open_stream(request, topic, since, limit, last_event_id, access_token)
 
 
 async def open_stream(request: Request) -> EventStream:
     """`stream` without FastAPI's parameter machinery, for the app's fast path."""
+    await _service(request).stream_starts.wait()
     query = request.query_params
     raw_limit = query.get("limit")
     limit = None if raw_limit is None else _parse_limit(raw_limit)

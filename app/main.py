@@ -24,6 +24,7 @@ from . import __version__, api, dashboard, docs, problems
 from .api import router
 from .auth import redact_access_log
 from .cors import ListedOriginsCORS
+from .garbage import defer_full_collections_during_storms
 from .headers import with_response_headers
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with service.backend, anyio.create_task_group() as tasks:
             tasks.start_soon(service.fanout.run)
+            tasks.start_soon(service.stream_starts.run)
+            tasks.start_soon(defer_full_collections_during_storms, service.stream_starts)
             tasks.start_soon(watch_streams, service)
             tasks.start_soon(_end_streams_on_server_exit, service)
             try:

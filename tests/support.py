@@ -138,6 +138,11 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS for the server process")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used (user and system), in seconds."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
