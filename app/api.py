@@ -112,6 +112,23 @@ def _limit_topics(topics: list[str], settings: Settings) -> None:
         )
 
 
+STREAMS_RETRY_AFTER = 5
+"""Seconds a stream refused at `max_streams` is told to wait (``Retry-After``)."""
+
+
+def _limit_streams(service: Service) -> None:
+    """Refuse a stream past ``max_streams``, so that the connections left serve publishes
+    and ``/healthz``."""
+    most = service.limits.max_streams
+    if len(service.streams) >= most:
+        service.metrics.streams_refused.inc()
+        raise Problem(
+            503,
+            f"{most} streams are open, the most this server takes (max_streams); retry later.",
+            headers={"Retry-After": str(STREAMS_RETRY_AFTER)},
+        )
+
+
 def _parse_topics(topics: list[str]) -> frozenset[str]:
     """The topics asked for; an empty value counts as absent (a cleared filter)."""
     chosen = frozenset(topic for topic in topics if topic)
@@ -265,6 +282,10 @@ async def get_item(
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **_problems(400, 401, 403),
+        503: {
+            "description": "max_streams streams are open; retry after Retry-After seconds.",
+            "content": _PROBLEM_CONTENT,
+        },
     },
     openapi_extra=_READ_SECURITY,
 )
@@ -323,6 +344,7 @@ def _open_stream(
     _limit_topics(topic, service.settings)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
+    _limit_streams(service)
     resume = _parse_id(last_event_id, "Last-Event-ID")
     start = resume if resume is not None else _parse_id(since, "since")
     return EventStream(service, topics, start, limit)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from streaming import Backend
 
+from .connections import ConnectionGuard, Limits, descriptor_limit
 from .fanout import Fanout
 from .metrics import Metrics
 from .pacing import Turnstile
@@ -31,11 +32,17 @@ class Service:
     fanout: Fanout = field(init=False, repr=False)
     metrics: Metrics = field(init=False, repr=False)
     stream_starts: Turnstile = field(init=False, repr=False)
+    connections: ConnectionGuard = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.fanout = Fanout(self.backend.replica.broadcast)
-        self.metrics = Metrics(self.backend)
         self.stream_starts = Turnstile(STREAM_STARTS_PER_TURN)
+        self.connections = ConnectionGuard(Limits.of(self.settings, descriptor_limit()))
+        self.metrics = Metrics(self.backend, self.connections)
+
+    @property
+    def limits(self) -> Limits:
+        return self.connections.limits
 
     def begin_shutdown(self) -> None:
         """End every open stream now, so the server can finish its open responses."""

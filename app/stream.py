@@ -211,6 +211,7 @@ async def watch_streams(service: Service) -> None:
         if now >= next_tick - period / 2:
             next_tick = now + tick
             service.backend.replica.broadcast.nudge()
+            service.connections.report()
         for stream in list(service.streams):
             if stream.sending_since and now - stream.sending_since > settings.send_timeout:
                 logger.warning(

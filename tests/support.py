@@ -149,7 +149,7 @@ class ServerProcess:
 
 _SERVE_LIMITED = """
 import resource, sys
-resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[1])))
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
 from app.cli import main
 sys.exit(main(["serve"]))
 """
@@ -164,7 +164,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def run_server_process(
-    log_path: Path, *, nofile: int | None = None, **settings: Any
+    log_path: Path, *, nofile: tuple[int, int] | None = None, **settings: Any
 ) -> Iterator[ServerProcess]:
     """Run ``tailcast serve`` in a process of its own with ``settings`` (as ``TAILCAST_*``
     variables), for tests that measure the server's memory or its descriptor limit
@@ -175,7 +175,7 @@ def run_server_process(
 
     command = [sys.executable, "-m", "app.cli", "serve"]
     if nofile is not None:  # set in the child itself: preexec_fn is unsafe with threads
-        command[1:] = ["-c", _SERVE_LIMITED, str(nofile)]
+        command[1:] = ["-c", _SERVE_LIMITED, *map(str, nofile)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
