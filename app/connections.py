@@ -12,7 +12,8 @@ when subscribers fill theirs.
 `ConnectionGuard` keeps the books for the HTTP protocol (`app.protocols`, which holds
 everything that depends on uvicorn): a connection that has not sent a whole request
 within ``request_timeout`` is closed, and at ``max_connections`` a new connection takes
-the place of the one that has waited longest for a request (idle or silent), as nginx
+the place of the one that has waited longest for a request (silent, idle between
+requests, or still sending a head: a slowloris client), as nginx
 reuses idle keep-alive connections; only when every connection is busy is the new one
 refused with a 503. What it closes or refuses is counted (`/metrics`) and logged, at most
 once every ten seconds.
@@ -97,7 +98,8 @@ class Guarded(Protocol):
     """A connection as the guard sees it (see `app.protocols`)."""
 
     def idle(self) -> bool:
-        """Whether no request is under way: it waits for a request, or is silent."""
+        """Whether no request is under way: the connection is silent, kept alive between
+        requests, or still sending a request head (the app has seen nothing of it)."""
         ...
 
     def close(self) -> None:

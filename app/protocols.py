@@ -163,7 +163,7 @@ class _Guarded:
     # For the guard.
 
     def idle(self) -> bool:
-        return self._awaiting_head() and not self._head_bytes
+        return self._awaiting_head()  # silent, kept alive, or still sending its head
 
     def close(self) -> None:
         self.transport.close()

@@ -93,12 +93,17 @@ def test_silent_and_dripping_connections_are_closed_after_request_timeout(
 
 
 def test_at_the_descriptor_limit_new_clients_are_still_served(tmp_path: Path) -> None:
-    # 300 silent connections against a limit of 256 descriptors: the oldest make room.
+    # 300 connections that send part of a head, or nothing, against a limit of 256
+    # descriptors: the oldest make room.
     with (
         run_server_process(tmp_path / "server.log", nofile=(256, 256)) as server,
         ExitStack() as stack,
     ):
-        silent = [stack.enter_context(_connect(server.port)) for _ in range(300)]
+        silent = [stack.enter_context(_connect(server.port)) for _ in range(100)]
+        for sock in silent:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Slow: a")
+        time.sleep(0.2)  # the server has read them
+        silent += [stack.enter_context(_connect(server.port)) for _ in range(200)]
         with httpx.Client(base_url=server.url, timeout=5) as client:
             assert client.get("/healthz").status_code == 200
             posted = client.post("/items", json={"data": 1}, headers=server.auth)
