@@ -17,6 +17,7 @@ from streaming import Draft, InvalidId, Item, StreamId, wall_clock_ms
 from . import __version__
 from .auth import authorize_publish, authorize_read
 from .body import read_json
+from .listing import ItemList
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import RESET_REASONS
 from .problems import Problem, describe
@@ -97,6 +98,35 @@ def _parse_id(value: str | None, name: str) -> StreamId | None:
         return StreamId.parse(value)
     except InvalidId as exc:  # not reached: 19 digits always fit in 64 bits
         raise Problem(400, f"{name}: {exc}.") from None
+
+
+def _limit_topics(topics: list[str], settings: Settings) -> None:
+    """Refuse a read naming more topics than ``max_topics``: each one costs the stream (or
+    the listing) memory and every fan-out round work, so a client may not ask for
+    thousands."""
+    if len(topics) > settings.max_topics:
+        raise Problem(
+            400,
+            f"{len(topics)} topic parameters; at most {settings.max_topics} are allowed "
+            "(max_topics).",
+        )
+
+
+STREAMS_RETRY_AFTER = 5
+"""Seconds a stream refused at `max_streams` is told to wait (``Retry-After``)."""
+
+
+def _limit_streams(service: Service) -> None:
+    """Refuse a stream past ``max_streams``, so that the connections left serve publishes
+    and ``/healthz``."""
+    most = service.limits.max_streams
+    if len(service.streams) >= most:
+        service.metrics.streams_refused.inc()
+        raise Problem(
+            503,
+            f"{most} streams are open, the most this server takes (max_streams); retry later.",
+            headers={"Retry-After": str(STREAMS_RETRY_AFTER)},
+        )
 
 
 def _parse_topics(topics: list[str]) -> frozenset[str]:
@@ -207,12 +237,12 @@ async def list_items(
     access_token: AccessTokenQuery = None,
 ) -> Response:
     service = _service(request)
+    _limit_topics(topic, service.settings)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
     after = _parse_id(since, "since")
     await service.backend.sync(after)
-    items = service.backend.items(topics, after, limit)
-    return _json_response(_json_array(items))
+    return ItemList(service, topics, after, limit)
 
 
 @router.get(
@@ -252,6 +282,10 @@ async def get_item(
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **_problems(400, 401, 403),
+        503: {
+            "description": "max_streams streams are open; retry after Retry-After seconds.",
+            "content": _PROBLEM_CONTENT,
+        },
     },
     openapi_extra=_READ_SECURITY,
 )
@@ -268,11 +302,13 @@ async def stream(
     ] = None,
     access_token: AccessTokenQuery = None,
 ) -> EventStream:
+    await _service(request).stream_starts.wait()
     return _open_stream(request, topic, since, limit, last_event_id, access_token)
 
 
 async def open_stream(request: Request) -> EventStream:
     """`stream` without FastAPI's parameter machinery, for the app's fast path."""
+    await _service(request).stream_starts.wait()
     query = request.query_params
     raw_limit = query.get("limit")
     limit = None if raw_limit is None else _parse_limit(raw_limit)
@@ -305,8 +341,10 @@ def _open_stream(
     access_token: str | None,
 ) -> EventStream:
     service = _service(request)
+    _limit_topics(topic, service.settings)
     topics = _parse_topics(topic)
     authorize_read(request, service.settings, topics, access_token)
+    _limit_streams(service)
     resume = _parse_id(last_event_id, "Last-Event-ID")
     start = resume if resume is not None else _parse_id(since, "since")
     return EventStream(service, topics, start, limit)

@@ -115,6 +115,11 @@ def framed(body: bytes) -> bytes:
 class Writer(Protocol):
     """A stream as the fan-out sees it."""
 
+    @property
+    def topics(self) -> frozenset[str]:
+        """The stream's topics; empty for every topic."""
+        ...
+
     def flush(self, current: Round) -> bool:
         """Write what is ready; False hands the stream back to its own task."""
         ...
@@ -125,20 +130,48 @@ class Writer(Protocol):
 
 
 class Fanout:
-    """The task that writes live items to every stream handed to it."""
+    """The task that writes live items to every stream handed to it.
+
+    A round after a publish visits only the streams on the published items' topics and
+    those on every topic: streams on other topics have nothing to write, and thousands of
+    them must not cost every publish. A round after a heartbeat nudge visits every
+    stream, so each writes its heartbeat if it has been quiet, and takes the items of
+    other topics it was not visited for off its cursor.
+    """
 
     def __init__(self, broadcast: Broadcast) -> None:
         self._broadcast = broadcast
         self._writers: dict[Writer, None] = {}  # insertion order: fair turns
+        self._by_topics: dict[frozenset[str], dict[Writer, None]] = {}
+        self._by_topic: dict[str, dict[frozenset[str], None]] = {}
 
     def __len__(self) -> int:
         return len(self._writers)
 
     def add(self, writer: Writer) -> None:
         self._writers[writer] = None
+        topics = writer.topics
+        group = self._by_topics.get(topics)
+        if group is None:
+            group = self._by_topics[topics] = {}
+            for topic in topics:
+                self._by_topic.setdefault(topic, {})[topics] = None
+        group[writer] = None
 
     def discard(self, writer: Writer) -> None:
-        self._writers.pop(writer, None)
+        if writer not in self._writers:
+            return
+        del self._writers[writer]
+        topics = writer.topics
+        group = self._by_topics[topics]
+        del group[writer]
+        if not group:
+            del self._by_topics[topics]
+            for topic in topics:
+                groups = self._by_topic[topic]
+                del groups[topics]
+                if not groups:
+                    del self._by_topic[topic]
 
     async def run(self) -> None:
         """Flush every writer after each publish (and each heartbeat nudge) until closed."""
@@ -150,8 +183,10 @@ class Fanout:
                 if broadcast.nudges == nudges:
                     await broadcast.wake_up(flushed_end)
                 await self._settle()
+                nudged = broadcast.nudges != nudges
+                writers = self._concerned(flushed_end, nudged)
                 flushed_end, nudges = broadcast.end, broadcast.nudges
-                await self._flush_all()
+                await self._flush_all(writers)
         finally:
             for writer in list(self._writers):
                 self._release(writer)
@@ -171,11 +206,29 @@ class Fanout:
             if broadcast.end == end or time.monotonic() >= deadline:
                 return
 
-    async def _flush_all(self) -> None:
-        """Flush every writer, yielding between slices so that publishes are answered
+    def _concerned(self, since: int, nudged: bool) -> list[Writer]:
+        """The streams a round visits: every one after a nudge (or when the log outran
+        this task), else those on the topics of the items published from ``since`` on."""
+        fresh = self._broadcast.read(since)
+        if nudged or fresh is None:
+            return list(self._writers)
+        every = self._by_topics.get(frozenset(), {})
+        groups = {
+            topics: None
+            for topic in {item.topic for item in fresh}
+            for topics in self._by_topic.get(topic, ())
+        }
+        if not groups:
+            return list(every)
+        concerned = dict(every)
+        for topics in groups:
+            concerned.update(self._by_topics[topics])
+        return list(concerned)
+
+    async def _flush_all(self, writers: list[Writer]) -> None:
+        """Flush ``writers``, yielding between slices so that publishes are answered
         meanwhile; streams in later slices then get their items in this round already."""
         broadcast = self._broadcast
-        writers = list(self._writers)
         current = Round(time.monotonic(), broadcast.end)
         for start in range(0, len(writers), _SLICE):
             if start:
@@ -196,5 +249,5 @@ class Fanout:
 
     def _release(self, writer: Writer) -> None:
         if writer in self._writers:
-            del self._writers[writer]
+            self.discard(writer)
             writer.resume()

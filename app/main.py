@@ -23,7 +23,9 @@ from streaming.backends.redis import RedisBackend, connector
 from . import __version__, api, dashboard, docs, problems
 from .api import router
 from .auth import redact_access_log
+from .connections import raise_descriptor_limit
 from .cors import ListedOriginsCORS
+from .garbage import defer_full_collections_during_storms
 from .headers import with_response_headers
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
@@ -40,12 +42,16 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     if token is None:
         token = secrets.token_urlsafe(24)
         logger.warning("No TAILCAST_PUBLISH_TOKEN set; generated publish token: %s", token)
+    descriptors = raise_descriptor_limit()
     service = Service(settings, backend or make_backend(settings), token)
+    _log_limits(service, *descriptors)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         async with service.backend, anyio.create_task_group() as tasks:
             tasks.start_soon(service.fanout.run)
+            tasks.start_soon(service.stream_starts.run)
+            tasks.start_soon(defer_full_collections_during_storms, service.stream_starts)
             tasks.start_soon(watch_streams, service)
             tasks.start_soon(_end_streams_on_server_exit, service)
             try:
@@ -147,6 +153,22 @@ def make_backend(settings: Settings) -> Backend:
         max_len=settings.redis_max_len,
         wait_replicas=settings.wait_replicas(),
     )
+
+
+def _log_limits(service: Service, before: int, after: int) -> None:
+    limits = service.limits
+    raised = f" (raised from {before})" if after != before else ""
+    logger.info(
+        "descriptor limit %d%s: at most %d connections, %d of them streams; requests must "
+        "arrive within %g s",
+        after,
+        raised,
+        limits.max_connections,
+        limits.max_streams,
+        limits.request_timeout,
+    )
+    for warning in limits.warnings():
+        logger.warning("%s", warning)
 
 
 async def _end_streams_on_server_exit(service: Service) -> None:

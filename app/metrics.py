@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from itertools import accumulate
 from typing import get_args
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -22,6 +22,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from streaming import Backend, Distribution, ResetReason
+
+from .connections import ConnectionGuard
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text exposition format, which every Prometheus version reads."""
@@ -39,10 +41,16 @@ class Metrics:
     process (as in the tests).
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, connections: ConnectionGuard) -> None:
         self.started = time.monotonic()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_BackendCollector(backend))
+        self.registry.register(_ConnectionCollector(connections))
+        self.streams_refused = Counter(
+            "tailcast_streams_refused",
+            "Streams refused with 503 because max_streams were open.",
+            registry=self.registry,
+        )
         self.publish_seconds = Histogram(
             "tailcast_publish_seconds",
             "Time to answer a POST /items, refusals included (seconds).",
@@ -58,6 +66,28 @@ class Metrics:
     def render(self) -> bytes:
         """Every metric in the text exposition format."""
         return generate_latest(self.registry)
+
+
+class _ConnectionCollector(Collector):
+    """Reads the connection guard's books at each scrape."""
+
+    def __init__(self, connections: ConnectionGuard) -> None:
+        self._connections = connections
+
+    def collect(self) -> Iterable[Metric]:
+        connections = self._connections
+        yield GaugeMetricFamily(
+            "tailcast_connections", "Open HTTP connections.", value=connections.open
+        )
+        closed = CounterMetricFamily(
+            "tailcast_connections_closed",
+            "Connections the server closed or refused to protect itself, by reason.",
+            labels=["reason"],
+        )
+        counts = connections.counts
+        for reason in ("request_timeout", "head_too_large", "evicted", "refused"):
+            closed.add_metric([reason], getattr(counts, reason))
+        yield closed
 
 
 class _BackendCollector(Collector):

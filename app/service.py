@@ -7,12 +7,18 @@ from typing import TYPE_CHECKING
 
 from streaming import Backend
 
+from .connections import ConnectionGuard, Limits, descriptor_limit
 from .fanout import Fanout
 from .metrics import Metrics
+from .pacing import Turnstile
 from .settings import Settings
 
 if TYPE_CHECKING:
     from .stream import EventStream
+
+
+STREAM_STARTS_PER_TURN = 16
+"""Streams that may start in one turn of the event loop (see `app.pacing`)."""
 
 
 @dataclass(slots=True)
@@ -25,10 +31,18 @@ class Service:
     streams: set[EventStream] = field(default_factory=set, repr=False)
     fanout: Fanout = field(init=False, repr=False)
     metrics: Metrics = field(init=False, repr=False)
+    stream_starts: Turnstile = field(init=False, repr=False)
+    connections: ConnectionGuard = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.fanout = Fanout(self.backend.replica.broadcast)
-        self.metrics = Metrics(self.backend)
+        self.stream_starts = Turnstile(STREAM_STARTS_PER_TURN)
+        self.connections = ConnectionGuard(Limits.of(self.settings, descriptor_limit()))
+        self.metrics = Metrics(self.backend, self.connections)
+
+    @property
+    def limits(self) -> Limits:
+        return self.connections.limits
 
     def begin_shutdown(self) -> None:
         """End every open stream now, so the server can finish its open responses."""

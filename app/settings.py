@@ -45,6 +45,27 @@ class Settings(BaseSettings):
     live_buffer_bytes: int = Field(
         16 * _MIB, ge=1, description="Byte bound of the shared live buffer."
     )
+    max_topics: int = Field(
+        100, ge=1, description="Most topic parameters one GET /stream or GET /items may name."
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Most open connections; past it an idle one is closed to make room, or "
+        "the new one refused with 503. Unset: the descriptor limit less 5% (at least 64).",
+    )
+    max_streams: int | None = Field(
+        None,
+        ge=1,
+        description="Most open streams; past it GET /stream is refused with 503. Unset: "
+        "max_connections less 10% (at least 32).",
+    )
+    request_timeout: float = Field(
+        10,
+        gt=0,
+        description="Seconds a client has to send a whole request (head and body) once it "
+        "connects or starts one; slower or silent connections are closed.",
+    )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     backend: str = Field(
         "memory",
@@ -80,6 +101,11 @@ class Settings(BaseSettings):
         if value != "memory" and not value.startswith(_REDIS_SCHEMES):
             raise ValueError(f"must be 'memory' or a URL starting with {', '.join(_REDIS_SCHEMES)}")
         return value
+
+    @field_validator("max_connections", "max_streams", mode="before")
+    @classmethod
+    def _empty_limit_is_derived(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("publish_token", "jwt_secret", mode="before")
     @classmethod

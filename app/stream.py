@@ -94,6 +94,10 @@ class EventStream(Response):
         if not self._aborted:  # after a disconnect uvicorn drops this write
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    @property
+    def topics(self) -> frozenset[str]:
+        return self._topics
+
     def abort(self) -> None:
         """Drop a stream whose client stopped reading (its send is stalled)."""
         self._aborted = True
@@ -207,6 +211,7 @@ async def watch_streams(service: Service) -> None:
         if now >= next_tick - period / 2:
             next_tick = now + tick
             service.backend.replica.broadcast.nudge()
+            service.connections.report()
         for stream in list(service.streams):
             if stream.sending_since and now - stream.sending_since > settings.send_timeout:
                 logger.warning(

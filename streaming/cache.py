@@ -209,8 +209,15 @@ class _IdIndex:
         if not self._holes:
             stop = len(ids) if limit is None else min(len(ids), start + limit)
             return [items[i] for i in ids[start:stop]]
-        found = (items[i] for i in ids[start:] if i in items)
-        return list(found if limit is None else islice(found, limit))
+        if limit is None:
+            return [items[i] for i in ids[start:] if i in items]
+        # A page: copy only a window of ids past the start, not the whole rest of the list.
+        found: list[Item] = []
+        while start < len(ids) and len(found) < limit:
+            window = ids[start : start + 2 * (limit - len(found))]
+            found += [items[i] for i in window if i in items]
+            start += len(window)
+        return found[:limit]
 
 
 def _as_id(key: str) -> StreamId | None:

@@ -169,7 +169,10 @@ class Subscription:
         loss = replica.cache.loss_after(start, self._topics)
         reason: ResetReason | None = "restarted" if lost else None if loss is None else loss.reason
         self._floor = replica.floor
-        replica.counters.catchups += 1
+        if reason is not None or items:
+            # Not counted otherwise: nothing on our topics passed while we were overrun (a
+            # stream the fan-out had no reason to visit while other topics were busy).
+            replica.counters.catchups += 1
         pending: list[Event] = []
         if reason is not None:
             replica.counters.count_reset(reason)

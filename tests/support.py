@@ -1,17 +1,23 @@
-"""Running the real service for tests: uvicorn on a loopback port, in a thread."""
+"""Running the real service for tests: uvicorn on a loopback port, in a thread or in a
+process of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from app.main import create_app
@@ -43,6 +49,10 @@ class RunningServer:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def subscriber_count(self) -> int:
         return self.service.backend.replica.subscriber_count
@@ -102,3 +112,97 @@ def run_server(**settings: Any) -> Iterator[RunningServer]:
         if thread.is_alive():
             running.stop()
         sock.close()
+
+
+@dataclass
+class ServerProcess:
+    """`tailcast serve` running as a process of its own: its URL, and its memory and log."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def rss(self) -> int:
+        """The server's resident set size, in bytes."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS for the server process")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used (user and system), in seconds."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+_SERVE_LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))
+from app.cli import main
+sys.exit(main(["serve"]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def run_server_process(
+    log_path: Path, *, nofile: tuple[int, int] | None = None, **settings: Any
+) -> Iterator[ServerProcess]:
+    """Run ``tailcast serve`` in a process of its own with ``settings`` (as ``TAILCAST_*``
+    variables), for tests that measure the server's memory or its descriptor limit
+    (``nofile``: soft and hard ``RLIMIT_NOFILE`` of the process); stop it on exit."""
+    port = _free_port()
+    env = {**os.environ, "TAILCAST_PUBLISH_TOKEN": TOKEN, "TAILCAST_PORT": str(port)}
+    env.update({f"TAILCAST_{name.upper()}": str(value) for name, value in settings.items()})
+
+    command = [sys.executable, "-m", "app.cli", "serve"]
+    if nofile is not None:  # set in the child itself: preexec_fn is unsafe with threads
+        command[1:] = ["-c", _SERVE_LIMITED, *map(str, nofile)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = ServerProcess(f"http://127.0.0.1:{port}", TOKEN, process, log_path)
+    try:
+        deadline = time.monotonic() + 15
+        while not _answers(running.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{running.log()}")
+            time.sleep(0.05)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

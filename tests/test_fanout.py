@@ -179,7 +179,8 @@ def test_a_publish_during_a_round_is_answered_and_rides_in_that_round(process: I
 class _Recorder:
     """A `Writer` that records the rounds it was flushed in; or fails, when told to."""
 
-    def __init__(self, *, fails: bool = False) -> None:
+    def __init__(self, *, fails: bool = False, topics: frozenset[str] = frozenset()) -> None:
+        self.topics = topics
         self.fails = fails
         self.flushes = 0
         self.resumed = False
@@ -237,3 +238,30 @@ async def test_a_nudge_during_a_round_gets_a_round_of_its_own() -> None:
         flushed = nudger.flushes
         backend.replica.close()
     assert flushed == 2
+
+
+async def test_a_publish_visits_only_the_streams_on_its_topics_and_a_nudge_visits_all() -> None:
+    # Thousands of idle streams on other topics must not cost every publish.
+    backend = MemoryBackend()
+    broadcast = backend.replica.broadcast
+    fanout = Fanout(broadcast)
+    on_a, on_b, on_all = (
+        _Recorder(topics=frozenset({"a"})),
+        _Recorder(topics=frozenset({"b"})),
+        _Recorder(),
+    )
+    idle = [_Recorder(topics=frozenset({"idle"})) for _ in range(100)]
+    for writer in [on_a, on_b, on_all, *idle]:
+        fanout.add(writer)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(fanout.run)
+        await anyio.sleep(0.01)
+        backend.publish_now([Draft(1, topic="a")])
+        await anyio.sleep(0.01)
+        after_publish = [on_a.flushes, on_b.flushes, on_all.flushes, max(w.flushes for w in idle)]
+        broadcast.nudge()
+        await anyio.sleep(0.01)
+        after_nudge = [on_a.flushes, on_b.flushes, on_all.flushes, min(w.flushes for w in idle)]
+        backend.replica.close()
+    assert after_publish == [1, 0, 1, 0]
+    assert after_nudge == [2, 1, 2, 1]
