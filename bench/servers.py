@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import resource
 import secrets
 import shutil
@@ -33,6 +34,8 @@ from .wire import Wire
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 """The servers started and not yet stopped, by pid."""
 _PR_SET_PDEATHSIG = 1
+_PORTS_FROM = 10_000
+"""Servers listen on a port from here up to the ephemeral range."""
 
 
 @dataclass(slots=True)
@@ -63,10 +66,27 @@ def raise_fd_limit() -> int:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port below the ephemeral range: the load client's connections (and
+    other programs') take their local ports from that range, and one could take a port
+    picked there before the server binds it."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(_PORTS_FROM, low) if low > _PORTS_FROM else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            bound: int = sock.getsockname()[1]
+            return bound
+    raise BenchError("no free port found for a server")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up now: the child only calls it
