@@ -20,9 +20,17 @@ from . import machine, nchan, report
 from .chart import fanout_chart
 from .errors import Unavailable
 from .fleet import Fleet
-from .plan import SCENARIOS, Plan
+from .plan import BARE, GROUPS, MEMORY, NCHAN, SCENARIOS, Plan
 from .profiling import find_py_spy
-from .runner import Outcome, Target, nchan_target, redis_target, run_all, tailcast_target
+from .runner import (
+    Outcome,
+    Target,
+    bare_target,
+    nchan_target,
+    redis_target,
+    run_all,
+    tailcast_target,
+)
 from .servers import raise_fd_limit, redis_version
 
 _HEADROOM_FDS = 256
@@ -41,11 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", action="store_true", help="sample Tailcast with py-spy during fan-out"
     )
-    parser.add_argument("--runs", type=int, help="runs per figure (default 3; quick: 1)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        help="runs of every scenario (default 3, but 1 of fanout-pipelined and idle; quick: 1)",
+    )
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
-        help=f"comma-separated, of {', '.join(SCENARIOS)} (default: all)",
+        help=f"comma-separated, of {', '.join(SCENARIOS)}; fanout means all three fan-out "
+        "patterns (default: all)",
     )
     parser.add_argument(
         "--redis",
@@ -53,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         help="Redis for the Redis-backend runs; keys go under a prefix the bench deletes",
     )
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis-backend runs")
+    parser.add_argument(
+        "--redis-workers",
+        type=int,
+        default=2,
+        help="also publish to the Redis backend run with this many workers (default 2; 1: no)",
+    )
     parser.add_argument("--client-procs", type=int, default=2, help="load client processes")
     parser.add_argument(
         "--results", type=Path, default=Path("bench/results"), help="results, logs, profiles"
@@ -67,16 +86,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(args: argparse.Namespace, nofile: int) -> Plan:
     plan = Plan.quick_check() if args.quick else Plan.full()
-    chosen = tuple(name.strip() for name in args.scenarios.split(",") if name.strip())
-    unknown = set(chosen) - set(SCENARIOS)
+    named = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = set(named) - set(SCENARIOS) - set(GROUPS)
     if unknown:
-        raise SystemExit(f"bench: unknown scenarios {sorted(unknown)}; known: {SCENARIOS}")
+        known = (*SCENARIOS, *GROUPS)
+        raise SystemExit(f"bench: unknown scenarios {sorted(unknown)}; known: {known}")
+    wanted = {member for name in named for member in GROUPS.get(name, (name,))}
+    chosen = tuple(name for name in SCENARIOS if name in wanted)
     idle = min(plan.idle_subscribers, nofile - _HEADROOM_FDS)
     if idle < plan.idle_subscribers:
         print(f"bench: open-file limit {nofile}: idle scenario uses {idle} subscribers")
-    return dataclasses.replace(
-        plan, runs=args.runs or plan.runs, scenarios=chosen, idle_subscribers=idle
-    )
+    if args.runs:
+        plan = dataclasses.replace(plan, runs=args.runs, once=())
+    return dataclasses.replace(plan, scenarios=chosen, idle_subscribers=idle)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,11 +139,19 @@ async def _main(
     targets: list[Target] = [tailcast_target(logs)]
     if redis_url:
         targets.append(redis_target(logs, redis_url))
+        if args.redis_workers > 1:
+            targets.append(redis_target(logs, redis_url, args.redis_workers))
     if nginx:
         targets.append(nchan_target(logs, nofile))
+    targets.append(bare_target(logs))
+    targets = [t for t in targets if any(t.runs(s) for s in plan.scenarios)]
     titles = {target.label: target.title for target in targets}
     started, load_before = time.time(), machine.load_average()
-    print(f"bench: {'quick' if plan.quick else 'full'} run, {plan.runs} run(s) per figure")
+    once = [name for name in plan.once if name in plan.scenarios]
+    once_text = f" (once: {', '.join(once)})" if once and plan.runs > 1 else ""
+    print(
+        f"bench: {'quick' if plan.quick else 'full'} run, {plan.runs} run(s) per figure{once_text}"
+    )
     async with Fleet(args.client_procs) as fleet:
         outcome = await run_all(plan, targets, fleet, results if args.profile else None)
     (results / "results.json").write_text(
@@ -132,7 +162,7 @@ async def _main(
         command=args.command or shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
         facts=_facts(args, plan, outcome, nginx, redis_url, load_before, time.time() - started),
     )
-    _write(args, plan, outcome, titles, bool(nginx), context)
+    _write(args, plan, outcome, titles, context)
     failed = [run for run in outcome.runs if run.failed]
     return 1 if failed else 0
 
@@ -152,19 +182,29 @@ def _facts(
     )
     facts["duration"] = f"{seconds / 60:.1f} min"
     overrides = sorted(name for name in os.environ if name.startswith("TAILCAST_"))
+    workers = (
+        f" (and {args.redis_workers} worker processes on Redis, for single POSTs)"
+        if redis_url and args.redis_workers > 1
+        else ""
+    )
     facts["Tailcast"] = (
-        f"{outcome.versions.get('tailcast', '?')}: one process, memory backend, default "
+        f"{outcome.versions.get(MEMORY, '?')}: one process{workers}, default "
         f"settings{' except ' + ', '.join(overrides) if overrides else ''}"
     )
     if redis_url:
         facts["Redis"] = f"{redis_version(redis_url)} at {redis_url}"
     if nginx:
         facts["nginx"] = f"{machine.nginx_version(nginx)}, 1 worker"
-        facts["Nchan"] = outcome.versions.get("nchan", "?")
+        facts["Nchan"] = outcome.versions.get(NCHAN, "?")
+    if BARE in outcome.versions:
+        facts["bare app"] = (
+            f"{outcome.versions[BARE]}: bench/bare.py, a minimal ASGI app with Tailcast's "
+            "uvicorn settings that reads the body and answers 201 with a small JSON object"
+        )
     facts["Python packages"] = ", ".join(f"{k} {v}" for k, v in machine.package_versions().items())
     facts["load client"] = (
-        f"{args.client_procs} processes (uvloop) plus the coordinator, which publishes "
-        "the fan-out items"
+        f"{args.client_procs} processes (uvloop) plus the coordinator, which runs the "
+        "fan-out's producers"
     )
     return facts
 
@@ -174,7 +214,6 @@ def _write(
     plan: Plan,
     outcome: Outcome,
     titles: dict[str, str],
-    compare: bool,
     context: report.Context,
 ) -> None:
     to_docs = not (plan.quick or args.no_docs)
@@ -182,9 +221,7 @@ def _write(
     folder.mkdir(parents=True, exist_ok=True)
     chart = folder / "bench-fanout.png"
     drew = fanout_chart(outcome.runs, titles, plan.subscribers, plan.p99_limit_ms, chart)
-    section = report.render(
-        plan, outcome.runs, titles, compare, context, chart.name if drew else None
-    )
+    section = report.render(plan, outcome.runs, titles, context, chart.name if drew else None)
     document = folder / "BENCHMARKS.md"
     existing = document.read_text() if document.exists() else "# Benchmarks\n"
     document.write_text(report.splice(existing, section))

@@ -41,9 +41,15 @@ class _Worker:
         self.streams = Streams()
 
     async def open_streams(
-        self, wire: Wire, channel: str, count: int, concurrency: int, wait_s: float
+        self,
+        wire: Wire,
+        channel: str,
+        count: int,
+        concurrency: int,
+        wait_s: float,
+        producers: int,
     ) -> OpenReport:
-        return await self.streams.open(wire, channel, count, concurrency, wait_s)
+        return await self.streams.open(wire, channel, count, concurrency, wait_s, producers)
 
     def progress(self) -> Progress:
         return self.streams.progress()
@@ -195,12 +201,18 @@ class Fleet:
         return [total // self.size + (i < total % self.size) for i in range(self.size)]
 
     async def open_streams(
-        self, wire: Wire, channel: str, count: int, concurrency: int = 64, wait_s: float = 30
+        self,
+        wire: Wire,
+        channel: str,
+        count: int,
+        concurrency: int = 64,
+        wait_s: float = 30,
+        producers: int = 1,
     ) -> OpenReport:
         """Open ``count`` streams on ``channel``, spread over the processes.
 
         Each process opens ``concurrency`` at a time; each stream has ``wait_s`` seconds to
-        connect and be subscribed.
+        connect and be subscribed, and checks the items of ``producers`` producers.
         """
         jobs = [
             {
@@ -209,6 +221,7 @@ class Fleet:
                 "count": n,
                 "concurrency": concurrency,
                 "wait_s": wait_s,
+                "producers": producers,
             }
             for n in self.split(count)
         ]

@@ -77,9 +77,13 @@ class Streams:
         count: int,
         concurrency: int,
         wait_s: float,
+        producers: int = 1,
         timed_every: int = 10,
     ) -> OpenReport:
-        """Open ``count`` streams, ``concurrency`` at a time, each waiting until subscribed."""
+        """Open ``count`` streams, ``concurrency`` at a time, each waiting until subscribed.
+
+        ``producers`` is how many producers will publish to ``channel`` (see `SseStream`).
+        """
         request = wire.subscribe(channel)
         gate = asyncio.Semaphore(concurrency)
         errors: list[str] = []
@@ -95,6 +99,7 @@ class Streams:
                             wire.ready_marker,
                             self.tally,
                             timed=index % timed_every == 0,
+                            producers=producers,
                         )
                         self._streams.append(stream)
                         await stream.ready
@@ -219,52 +224,3 @@ async def publish_range(wire: Wire, channel: str, seqs: range, connections: int)
         for conn in conns:
             conn.close()
     return stored
-
-
-class PacedPublisher:
-    """Publishes one channel's items in sequence, at a set rate, pipelined on one connection.
-
-    One connection keeps the server's id order equal to the sequence order (HTTP/1.1
-    answers a connection's requests in turn), which lets subscribers check for gaps with a
-    counter. Requests go out on schedule without waiting for earlier responses (open
-    loop): a server that falls behind shows as delivery latency, not as a publisher that
-    quietly slows down to its pace.
-    """
-
-    MAX_OUTSTANDING = 5_000
-    """Responses the server may owe before the step counts as failed: the load stays bounded."""
-    RESPONSE_WAIT = 30.0
-
-    def __init__(self, wire: Wire, channel: str) -> None:
-        self.wire = wire
-        self.channel = channel
-        self.next_seq = 0
-
-    async def run(self, rate: float, seconds: float) -> float:
-        """Publish ``rate`` items/s for ``seconds``; how late (s) the last one was sent."""
-        loop = asyncio.get_running_loop()
-        count = max(1, round(rate * seconds))
-        conn = await HttpConnection.open(self.wire.host, self.wire.port)
-        responses: list[asyncio.Future[tuple[int, bytes]]] = []
-        try:
-            start = loop.time()
-            for index in range(count):
-                delay = start + index / rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if conn.outstanding >= self.MAX_OUTSTANDING:
-                    raise BenchError(f"the server owes {conn.outstanding} publish responses")
-                responses.append(conn.send(self.wire.publish(self.channel, self.next_seq)))
-                self.next_seq += 1
-            lag = max(0.0, loop.time() - (start + (count - 1) / rate))
-            async with asyncio.timeout(self.RESPONSE_WAIT):
-                answers = await asyncio.gather(*responses)
-            for status, body in answers:
-                if not 200 <= status < 300:
-                    raise BenchError(f"publish refused: HTTP {status}: {body[:200]!r}")
-            return lag
-        finally:
-            conn.close()
-            for response in responses:
-                if not response.done():
-                    response.cancel()

@@ -1,10 +1,48 @@
-"""What a bench run does: scenario sizes and durations, full or quick."""
+"""What a bench run does: the servers' labels, the producer patterns the fan-out is
+measured with, and scenario sizes and durations, full or quick."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCENARIOS = ("fanout", "replay", "idle", "publish")
+MEMORY = "tailcast"
+REDIS = "tailcast-redis"
+REDIS_WORKERS = "tailcast-redis-w2"
+"""The Redis backend with ``--workers 2`` (publish scenario only)."""
+NCHAN = "nchan"
+BARE = "bare"
+"""The bare uvicorn app (`bench.bare`): the ceiling for single-item POSTs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """How the fan-out's items are published: every fan-out figure names its pattern."""
+
+    title: str
+    producers: int
+    """Producers publishing concurrently, each on a keep-alive connection of its own."""
+    pipelined: bool
+    """Open loop: requests go out on schedule without waiting for responses (one producer).
+    Otherwise each producer sends one item and waits for its response before the next."""
+
+
+SEQUENTIAL_1 = Pattern("1 sequential producer", 1, pipelined=False)
+SEQUENTIAL_4 = Pattern("4 concurrent sequential producers", 4, pipelined=False)
+PIPELINED = Pattern("1 pipelined producer (open loop)", 1, pipelined=True)
+
+FANOUT_PATTERNS: dict[str, Pattern] = {
+    "fanout-seq1": SEQUENTIAL_1,
+    "fanout-seq4": SEQUENTIAL_4,
+    "fanout-pipelined": PIPELINED,
+}
+"""The fan-out scenarios, by name: one per producer pattern."""
+
+LATENCY_SCENARIO = "fanout-seq1"
+"""The fan-out scenario that first runs the fixed-rate latency step."""
+
+SCENARIOS = (*FANOUT_PATTERNS, "replay", "idle", "publish")
+GROUPS = {"fanout": tuple(FANOUT_PATTERNS)}
+"""Names that stand for several scenarios on the command line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +54,7 @@ class Plan:
     subscribers: int
     """Subscribers in the fan-out and latency scenarios."""
     latency_rate: float
-    """Items/s in the latency scenario (times `subscribers` deliveries/s)."""
+    """Items/s in the latency step (times `subscribers` deliveries/s)."""
     latency_seconds: float
     ladder: tuple[float, ...]
     """Publish rates (items/s) of the fan-out steps, climbed until one fails."""
@@ -29,6 +67,12 @@ class Plan:
     publish_seconds: float
     batch_size: int
     scenarios: tuple[str, ...] = SCENARIOS
+    once: tuple[str, ...] = ()
+    """Scenarios run once whatever `runs` says: figures that vary little, or that no
+    target depends on, where three runs would cost more time than they tell."""
+
+    def runs_of(self, scenario: str) -> int:
+        return 1 if scenario in self.once else self.runs
 
     @classmethod
     def full(cls) -> Plan:
@@ -38,8 +82,8 @@ class Plan:
             subscribers=1000,
             latency_rate=50,
             latency_seconds=8,
-            ladder=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200, 250,
-                    300, 400, 500, 650, 800, 1000, 1300, 1600, 2000),
+            ladder=(20, 30, 40, 50, 60, 70, 80, 90, 100, 115, 130, 150, 175, 200, 250, 300,
+                    400, 500, 650, 800, 1000, 1300, 1600, 2000),
             step_seconds=3,
             drain_seconds=2,
             p99_limit_ms=50,
@@ -47,6 +91,7 @@ class Plan:
             idle_subscribers=10_000,
             publish_seconds=4,
             batch_size=1000,
+            once=("fanout-pipelined", "idle"),
         )  # fmt: skip
 
     @classmethod

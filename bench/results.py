@@ -1,7 +1,9 @@
-"""What the scenarios measured: per-run figures, fan-out steps, and integrity anomalies."""
+"""What the scenarios measured: per-run figures, fan-out steps and integrity anomalies, and
+a figure summed up over runs."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 
@@ -28,6 +30,9 @@ class Step:
     """Server CPU over the step, in cores (1.0 = one core busy)."""
     client_cpu: float
     """Load client CPU (all its processes) over the step, in cores."""
+    post_p50_ms: float | None = None
+    """Sequential producers: the median POST round trip (send to response) over the step."""
+    post_p99_ms: float | None = None
     anomalies: dict[str, int] = field(default_factory=dict)
     ok: bool = False
     """Sustained: on schedule, drained, p99 within the limit and no anomaly."""
@@ -54,3 +59,44 @@ class RunResult:
     def add_anomalies(self, found: dict[str, int]) -> None:
         for kind, count in found.items():
             self.anomalies[kind] = self.anomalies.get(kind, 0) + count
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A figure over the runs of one server: median, min and max, and the FAILED runs."""
+
+    median: float
+    low: float
+    high: float
+    runs: int
+    failed: dict[str, int]
+
+    def text(self, digits: int) -> str:
+        value = number(self.median, digits)
+        if self.runs > 1:
+            value += f" ({number(self.low, digits)}-{number(self.high, digits)})"
+        if self.failed:
+            return f"**FAILED** ({anomaly_text(self.failed)}); {value}"
+        return value
+
+
+def number(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def anomaly_text(found: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {kind}" for kind, count in sorted(found.items()))
+
+
+def summarize(runs: list[RunResult], target: str, key: str, scenario: str) -> Summary | None:
+    """``key`` over the runs of ``scenario`` on ``target``; any FAILED run of it taints it."""
+    mine = [r for r in runs if r.target == target and r.scenario == scenario]
+    chosen = [r for r in mine if key in r.figures]
+    failed: dict[str, int] = {}
+    for run in mine:
+        for kind, count in run.anomalies.items():
+            failed[kind] = failed.get(kind, 0) + count
+    if not chosen:
+        return Summary(0, 0, 0, 0, failed) if failed else None
+    values = [r.figures[key] for r in chosen]
+    return Summary(statistics.median(values), min(values), max(values), len(values), failed)

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import servers
 from .errors import BenchError
 from .fleet import Fleet
-from .plan import Plan
+from .plan import BARE, FANOUT_PATTERNS, MEMORY, NCHAN, REDIS, Plan
 from .results import RunResult
 from .scenarios import SCENARIOS
 from .servers import Server
@@ -26,6 +26,11 @@ class Target:
     label: str
     title: str
     start: Callable[[], AbstractAsyncContextManager[Server]]
+    scenarios: tuple[str, ...] | None = None
+    """The scenarios it takes part in; None for all."""
+
+    def runs(self, scenario: str) -> bool:
+        return self.scenarios is None or scenario in self.scenarios
 
 
 @dataclass(slots=True)
@@ -36,11 +41,15 @@ class Outcome:
     versions: dict[str, str] = field(default_factory=dict)
 
 
+PUBLISH_ONLY = ("publish",)
+
+
 def tailcast_target(logs: Path) -> Target:
-    return Target("tailcast", "Tailcast", lambda: servers.tailcast(logs))
+    return Target(MEMORY, "Tailcast (memory)", lambda: servers.tailcast(logs))
 
 
-def redis_target(logs: Path, url: str) -> Target:
+def redis_target(logs: Path, url: str, workers: int = 1) -> Target:
+    """Tailcast on the Redis backend; with ``workers`` > 1, for the publish scenario only."""
     prefixes = (f"tailcast-bench-{os.getpid()}-{n}" for n in itertools.count())
 
     @contextlib.asynccontextmanager
@@ -48,30 +57,40 @@ def redis_target(logs: Path, url: str) -> Target:
         prefix = next(prefixes)
         servers.delete_prefix(url, prefix)
         try:
-            async with servers.tailcast(logs, url, prefix) as server:
+            async with servers.tailcast(logs, url, prefix, workers) as server:
                 yield server
         finally:
             servers.delete_prefix(url, prefix)
 
-    return Target("tailcast-redis", "Tailcast (Redis)", start)
+    if workers == 1:
+        return Target(REDIS, "Tailcast (Redis)", start)
+    title = f"Tailcast (Redis, {workers} workers)"
+    return Target(f"tailcast-redis-w{workers}", title, start, PUBLISH_ONLY)
 
 
 def nchan_target(logs: Path, nofile: int) -> Target:
-    return Target("nchan", "Nchan", lambda: servers.nginx_nchan(logs, nofile))
+    return Target(NCHAN, "Nchan", lambda: servers.nginx_nchan(logs, nofile))
+
+
+def bare_target(logs: Path) -> Target:
+    return Target(BARE, "bare uvicorn app", lambda: servers.bare(logs), PUBLISH_ONLY)
 
 
 async def run_all(
     plan: Plan, targets: list[Target], fleet: Fleet, profile_dir: Path | None
 ) -> Outcome:
-    """Each scenario ``plan.runs`` times against each target, each run on a fresh server."""
+    """Each scenario ``plan.runs_of(scenario)`` times against each target taking part,
+    each run on a fresh server."""
     outcome = Outcome()
     for scenario in plan.scenarios:
-        for run in range(1, plan.runs + 1):
-            for target in targets:
-                print(f"{scenario} run {run}/{plan.runs}: {target.title}", flush=True)
+        runs = plan.runs_of(scenario)
+        for run in range(1, runs + 1):
+            for target in (t for t in targets if t.runs(scenario)):
+                print(f"{scenario} run {run}/{runs}: {target.title}", flush=True)
                 profile = None
-                if profile_dir and scenario == "fanout" and run == 1 and target.label != "nchan":
-                    profile = profile_dir / f"profile-fanout-{target.label}"
+                fanout = scenario in FANOUT_PATTERNS
+                if profile_dir and fanout and run == 1 and target.label.startswith("tailcast"):
+                    profile = profile_dir / f"profile-{scenario}-{target.label}"
                 try:
                     async with target.start() as server:
                         outcome.versions.setdefault(target.label, server.version)

@@ -1,4 +1,5 @@
-"""The scenarios: fan-out (with latency and CPU per delivery), replay, idle memory, publish.
+"""The scenarios: fan-out per producer pattern (with latency, POST round trips and CPU per
+delivery), replay, idle memory, publish.
 
 Each takes a freshly started server and the load client's processes, and returns one
 `RunResult`; the caller starts and stops the server around it.
@@ -14,8 +15,8 @@ from pathlib import Path
 
 from .errors import BenchError
 from .fleet import Fleet
-from .load import PacedPublisher
-from .plan import Plan
+from .plan import FANOUT_PATTERNS, LATENCY_SCENARIO, Pattern, Plan
+from .producers import Producer, producer_for
 from .profiling import sampling
 from .results import RunResult, Step
 from .servers import Server
@@ -24,7 +25,7 @@ from .tally import Tally
 
 Scenario = Callable[[Server, Fleet, Plan, Path | None], Awaitable[RunResult]]
 
-_REPLAY_TIMEOUT = 30.0
+_REPLAY_TIMEOUT = 10.0
 """Longest a replay may take; a slower one is reported as a rate over this time."""
 
 
@@ -32,30 +33,54 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-async def fanout(server: Server, fleet: Fleet, plan: Plan, profile: Path | None) -> RunResult:
-    """Many subscribers: a fixed rate for latency and CPU, then rising rates.
+def fanout_scenario(name: str) -> Scenario:
+    """The fan-out scenario ``name``: its producer pattern, and the latency step or not."""
+    pattern = FANOUT_PATTERNS[name]
+
+    async def run(server: Server, fleet: Fleet, plan: Plan, profile: Path | None) -> RunResult:
+        latency = name == LATENCY_SCENARIO
+        return await fanout(name, pattern, latency, server, fleet, plan, profile)
+
+    return run
+
+
+async def fanout(
+    name: str,
+    pattern: Pattern,
+    latency: bool,
+    server: Server,
+    fleet: Fleet,
+    plan: Plan,
+    profile: Path | None,
+) -> RunResult:
+    """Many subscribers, items from ``pattern``'s producers: (``latency``) a fixed rate for
+    latency, POST round trips and CPU, then rising rates.
 
     The ladder stops at the first step that is not sustained (late, not drained, p99 over
     the limit, or an anomaly); the highest sustained step and the highest delivered rate
     of any step (saturation) are the scenario's figures.
     """
-    result = RunResult("fanout", server.label)
+    result = RunResult(name, server.label)
     total = Tally()
-    opened = await fleet.open_streams(server.wire, "fanout", plan.subscribers)
+    opened = await fleet.open_streams(
+        server.wire, "fanout", plan.subscribers, producers=pattern.producers
+    )
     if opened.failed:
         result.add_anomalies({"failed subscriptions": opened.failed})
         result.notes.append(f"{opened.failed} subscriptions failed: {opened.first_error}")
         await fleet.close_streams()
         return result
-    publisher = PacedPublisher(server.wire, "fanout")
+    producer = producer_for(pattern, server.wire, "fanout")
     try:
-        await _latency(server, fleet, publisher, plan, total, result)
+        if latency:
+            await _latency(server, fleet, producer, plan, total, result)
         async with _maybe_sampling(server, profile):
-            await _ladder(server, fleet, publisher, plan, total, result)
-    except BenchError as exc:
+            await _ladder(server, fleet, producer, plan, total, result)
+    except (BenchError, OSError) as exc:
         result.add_anomalies({"publish errors": 1})
-        result.notes.append(str(exc))
+        result.notes.append(f"{pattern.title}: {exc}")
     finally:
+        producer.close()
         await fleet.close_streams()
     _ladder_figures(result)
     result.add_anomalies(total.anomalies)
@@ -65,29 +90,40 @@ async def fanout(server: Server, fleet: Fleet, plan: Plan, profile: Path | None)
 async def _latency(
     server: Server,
     fleet: Fleet,
-    publisher: PacedPublisher,
+    producer: Producer,
     plan: Plan,
     total: Tally,
     result: RunResult,
 ) -> None:
-    """The fixed-rate step: latency percentiles, and server CPU time per delivery."""
+    """The fixed-rate step: latency percentiles, POST round trips, server CPU per delivery."""
     rate, seconds = plan.latency_rate, plan.latency_seconds
-    step = await _step(server, fleet, publisher, plan, rate, seconds, total)
+    step = await _step(server, fleet, producer, plan, rate, seconds, total)
     _say(f"    latency {plan.subscribers} x {rate:g}/s: {_step_line(step)}")
     result.figures.update(
         latency_p50_ms=step.p50_ms or 0.0,
         latency_p99_ms=step.p99_ms or 0.0,
-        cpu_per_delivery_us=1e6 * step.server_cpu * step.wall_s / max(1, step.deliveries),
+        cpu_per_delivery_us=_cpu_per_delivery_us(step),
         latency_client_cpu=step.client_cpu,
     )
+    if step.post_p50_ms is not None and step.post_p99_ms is not None:
+        result.figures.update(post_p50_ms=step.post_p50_ms, post_p99_ms=step.post_p99_ms)
     if not step.drained:
         result.notes.append("the latency step did not drain: the server fell behind")
+    if not _on_time(step.lag_s, seconds):
+        result.notes.append(
+            f"the latency step's producer fell behind its schedule (its last item went out "
+            f"{step.lag_s * 1000:.0f} ms late): fewer than {rate:g} items/s were published"
+        )
+
+
+def _cpu_per_delivery_us(step: Step) -> float:
+    return 1e6 * step.server_cpu * step.wall_s / max(1, step.deliveries)
 
 
 async def _ladder(
     server: Server,
     fleet: Fleet,
-    publisher: PacedPublisher,
+    producer: Producer,
     plan: Plan,
     total: Tally,
     result: RunResult,
@@ -98,10 +134,10 @@ async def _ladder(
     one stray stall (another process on the machine) does not end the ladder.
     """
     for rate in plan.ladder:
-        step = await _step(server, fleet, publisher, plan, rate, plan.step_seconds, total)
+        step = await _step(server, fleet, producer, plan, rate, plan.step_seconds, total)
         _say(f"    {rate:>5g} items/s: {_step_line(step)}")
         if not step.ok and not step.anomalies:
-            step = await _step(server, fleet, publisher, plan, rate, plan.step_seconds, total)
+            step = await _step(server, fleet, producer, plan, rate, plan.step_seconds, total)
             step.tries = 2
             _say(f"    {rate:>5g} items/s, again: {_step_line(step)}")
         result.steps.append(step)
@@ -110,9 +146,12 @@ async def _ladder(
 
 
 def _ladder_figures(result: RunResult) -> None:
-    sustained = [s.delivered for s in result.steps if s.ok]
-    result.figures["fanout_sustained"] = max(sustained, default=0.0)
+    sustained = [s for s in result.steps if s.ok]
+    top = max(sustained, key=lambda s: s.delivered, default=None)
+    result.figures["fanout_sustained"] = top.delivered if top else 0.0
     result.figures["fanout_saturation"] = max((s.delivered for s in result.steps), default=0.0)
+    if top is not None and top.post_p99_ms is not None:
+        result.figures["sustained_post_p99_ms"] = top.post_p99_ms
     if result.steps and not sustained:
         result.notes.append(f"no step was sustained, not even {result.steps[0].rate:g} items/s")
     if result.steps and result.steps[-1].ok:
@@ -121,6 +160,7 @@ def _ladder_figures(result: RunResult) -> None:
     if busiest is not None:
         result.figures["fanout_client_cpu"] = busiest.client_cpu
         result.figures["fanout_server_cpu"] = busiest.server_cpu
+        result.figures["saturation_cpu_us"] = _cpu_per_delivery_us(busiest)
 
 
 def _step_line(step: Step) -> str:
@@ -131,8 +171,9 @@ def _step_line(step: Step) -> str:
         flags.append("not drained")
     if step.anomalies:
         flags.append(f"anomalies {step.anomalies}")
+    post = "" if step.post_p99_ms is None else f"POST p99 {step.post_p99_ms:.1f} ms  "
     return (
-        f"{step.delivered:>9,.0f} deliveries/s  p50 {p50} ms  p99 {p99} ms  "
+        f"{step.delivered:>9,.0f} deliveries/s  p50 {p50} ms  p99 {p99} ms  {post}"
         f"lag {step.lag_s * 1000:.0f} ms  server {step.server_cpu:.0%}  "
         f"client {step.client_cpu:.0%}  {' '.join(flags)}"
     ).rstrip()
@@ -145,7 +186,7 @@ def _maybe_sampling(server: Server, profile: Path | None) -> AbstractAsyncContex
 async def _step(
     server: Server,
     fleet: Fleet,
-    publisher: PacedPublisher,
+    producer: Producer,
     plan: Plan,
     rate: float,
     seconds: float,
@@ -155,8 +196,9 @@ async def _step(
     client_before = (await fleet.snapshot()).cpu_seconds + time.process_time()
     server_before = server.cpu_seconds()
     started_ns, started = time.time_ns(), time.monotonic()
-    lag = await publisher.run(rate, seconds)
-    drained = await _drain(fleet, publisher.next_seq, plan.subscribers, plan.drain_seconds)
+    produced = await producer.run(rate, seconds)
+    lag = produced.lag_s
+    drained = await _drain(fleet, producer.published, plan.subscribers, plan.drain_seconds)
     snap = await fleet.snapshot()
     wall = time.monotonic() - started
     tally = snap.tally
@@ -178,15 +220,22 @@ async def _step(
         client_cpu=(snap.cpu_seconds + time.process_time() - client_before) / wall,
         anomalies=tally.anomalies,
     )
-    on_time = lag <= max(0.1, 0.05 * seconds)
+    if produced.round_trips is not None:
+        step.post_p50_ms = produced.round_trips.percentile_ms(0.50)
+        step.post_p99_ms = produced.round_trips.percentile_ms(0.99)
     within = p99 is not None and p99 <= plan.p99_limit_ms
-    step.ok = on_time and drained and within and not step.anomalies
+    step.ok = _on_time(lag, seconds) and drained and within and not step.anomalies
     await asyncio.sleep(0.2)
     return step
 
 
+def _on_time(lag: float, seconds: float) -> bool:
+    """Whether producers that ended ``lag`` s late kept a ``seconds``-long step's schedule."""
+    return lag <= max(0.1, 0.05 * seconds)
+
+
 async def _drain(fleet: Fleet, published: int, streams: int, within: float) -> bool:
-    """Wait until every stream has received item ``published - 1``; False after ``within`` s."""
+    """Wait until every stream has received all ``published`` items; False after ``within`` s."""
     deadline = time.monotonic() + within
     while True:
         progress = await fleet.progress()
@@ -317,7 +366,7 @@ async def publish(server: Server, fleet: Fleet, plan: Plan, profile: Path | None
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "fanout": fanout,
+    **{name: fanout_scenario(name) for name in FANOUT_PATTERNS},
     "replay": replay,
     "idle": idle,
     "publish": publish,

@@ -1,4 +1,5 @@
-"""Starting and stopping the servers under test: Tailcast (memory or Redis) and nginx + Nchan.
+"""Starting and stopping the servers under test: Tailcast (memory or Redis), nginx + Nchan,
+and the bare uvicorn app.
 
 Every server is one process tree started here and killed here, on errors and Ctrl-C too
 (an `atexit` hook catches what a `finally` could not).
@@ -12,6 +13,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import resource
 import secrets
 import shutil
@@ -28,11 +30,14 @@ from pathlib import Path
 from . import nchan, procstat
 from .errors import BenchError
 from .http import HttpConnection
+from .plan import BARE, MEMORY, NCHAN, REDIS
 from .wire import Wire
 
 _LIVE: dict[int, subprocess.Popen[bytes]] = {}
 """The servers started and not yet stopped, by pid."""
 _PR_SET_PDEATHSIG = 1
+_PORTS_FROM = 10_000
+"""Servers listen on a port from here up to the ephemeral range."""
 
 
 @dataclass(slots=True)
@@ -63,10 +68,27 @@ def raise_fd_limit() -> int:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free loopback port below the ephemeral range: the load client's connections (and
+    other programs') take their local ports from that range, and one could take a port
+    picked there before the server binds it."""
+    low = _ephemeral_low()
+    for _ in range(100):
+        port = random.randrange(_PORTS_FROM, low) if low > _PORTS_FROM else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            bound: int = sock.getsockname()[1]
+            return bound
+    raise BenchError("no free port found for a server")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up now: the child only calls it
@@ -170,8 +192,11 @@ def _tailcast_argv() -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def tailcast(logs: Path, backend: str = "memory", prefix: str = "") -> AsyncIterator[Server]:
-    """One Tailcast process on a free loopback port; ``prefix`` names its Redis keys."""
+async def tailcast(
+    logs: Path, backend: str = "memory", prefix: str = "", workers: int = 1
+) -> AsyncIterator[Server]:
+    """Tailcast on a free loopback port; ``prefix`` names its Redis keys; ``workers`` > 1
+    runs uvicorn's process manager with that many worker processes."""
     wire = Wire("tailcast", "127.0.0.1", _free_port(), secrets.token_urlsafe(16))
     env = {
         **os.environ,
@@ -180,16 +205,59 @@ async def tailcast(logs: Path, backend: str = "memory", prefix: str = "") -> Asy
         "TAILCAST_PUBLISH_TOKEN": wire.token,
         "TAILCAST_LOG_LEVEL": os.environ.get("TAILCAST_LOG_LEVEL", "warning"),
         "TAILCAST_BACKEND": backend,
-        "TAILCAST_WORKERS": "1",
+        "TAILCAST_WORKERS": str(workers),
     }
     if prefix:
         env["TAILCAST_REDIS_PREFIX"] = prefix
-    label = "tailcast" if backend == "memory" else "tailcast-redis"
+    label = MEMORY if backend == "memory" else REDIS
+    if workers > 1:
+        label += f"-w{workers}"
     log = logs / f"{label}.log"
     process = _spawn([*_tailcast_argv(), "serve"], env, log)
     try:
         body = await _wait_ready(wire, process, log)
+        if workers > 1:
+            await _wait_workers(process, workers, log)
         yield Server(label, wire, process, _json_field(body, "version"))
+    finally:
+        await _stop(process)
+
+
+async def _wait_workers(process: subprocess.Popen[bytes], workers: int, log: Path) -> None:
+    """Wait until ``workers`` worker processes exist and have finished starting (their CPU
+    time stands still): a worker still starting would leave the first requests to others."""
+    deadline = time.monotonic() + 30
+    previous = -1.0
+    while True:
+        spawned = [pid for pid in procstat.tree(process.pid) if _is_worker(pid)]
+        used = procstat.cpu_seconds(spawned)
+        if len(spawned) >= workers and used == previous:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"{workers} workers did not settle within 30 s; see {log}")
+        previous = used
+        await asyncio.sleep(0.5)
+
+
+def _is_worker(pid: int) -> bool:
+    """Whether ``pid`` is a worker uvicorn's process manager started (not its master, nor
+    multiprocessing's resource tracker)."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def bare(logs: Path) -> AsyncIterator[Server]:
+    """The bare uvicorn app (`bench.bare`), the ceiling for single-item POSTs."""
+    wire = Wire("bare", "127.0.0.1", _free_port())
+    argv = [sys.executable, "-m", "bench.bare", "--host", wire.host, "--port", str(wire.port)]
+    log = logs / "bare.log"
+    process = _spawn(argv, dict(os.environ), log)
+    try:
+        body = await _wait_ready(wire, process, log)
+        yield Server(BARE, wire, process, _json_field(body, "version"))
     finally:
         await _stop(process)
 
@@ -207,7 +275,7 @@ async def nginx_nchan(logs: Path, nofile: int) -> AsyncIterator[Server]:
     process = _spawn(argv, dict(os.environ), log)
     try:
         version = await _wait_ready(wire, process, log)
-        yield Server("nchan", wire, process, version.strip())
+        yield Server(NCHAN, wire, process, version.strip())
     finally:
         await _stop(process)
         _keep_error_log(prefix / "error.log", log)

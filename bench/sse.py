@@ -18,6 +18,7 @@ import asyncio
 import operator
 import re
 import time
+from itertools import chain
 from typing import cast
 
 from .histogram import BUCKET_NS, BUCKETS
@@ -40,7 +41,9 @@ _Pairs = list[tuple[bytes, bytes]]
 class SseStream(asyncio.Protocol):
     """A subscriber on one stream, counting into a shared `Tally`.
 
-    ``expect=None`` checks a live stream: sequence numbers must come consecutively from 0.
+    ``expect=None`` checks a live stream: sequence numbers must come consecutively from 0;
+    with ``producers=P`` > 1, producer ``p`` publishes ``p, p + P, ...`` and each
+    producer's items must come consecutively, in any interleaving with the others'.
     ``expect=N`` checks a replay of items published concurrently (in any order): each of
     ``0..N-1`` exactly once; `complete` resolves when all N have arrived. ``timed`` streams
     check every read at once and record latencies; the others check on `flush` (but each
@@ -55,6 +58,7 @@ class SseStream(asyncio.Protocol):
         tally: Tally,
         expect: int | None = None,
         timed: bool = True,
+        producers: int = 1,
     ) -> None:
         self._request = request
         self._marker = ready_marker
@@ -70,7 +74,11 @@ class SseStream(asyncio.Protocol):
         self._closing = False
         self._ready = False
         self.next_seq = 0
-        """Live: the sequence number due next. Replay: how many distinct items arrived."""
+        """Live: how many items came in order (one producer: the sequence number due next).
+        Replay: how many distinct items arrived."""
+        self._producers = producers
+        self._due = list(range(producers))
+        """Live, several producers: the sequence number due next from each."""
         self._seen = bytearray(expect) if expect is not None else None
         self._counting = expect is not None and not timed
         self.arrived = 0
@@ -222,7 +230,11 @@ class SseStream(asyncio.Protocol):
         seqs_text, times_text = zip(*stamps, strict=True)
         seqs = list(map(int, seqs_text))
         expected = self.next_seq
-        if self._seen is None and seqs == list(range(expected, expected + len(seqs))):
+        if self._seen is not None:
+            self._check_one_by_one(seqs)
+        elif self._producers > 1:
+            self._check_interleaved(seqs)
+        elif seqs == list(range(expected, expected + len(seqs))):
             self.next_seq = expected + len(seqs)
         else:
             self._check_one_by_one(seqs)
@@ -233,6 +245,38 @@ class SseStream(asyncio.Protocol):
             for stamp in map(int, times_text):
                 bucket = (now - stamp) // BUCKET_NS
                 counts[_TOP if bucket > _TOP else 0 if bucket < 0 else bucket] += 1
+
+    def _check_interleaved(self, seqs: list[int]) -> None:
+        """Several producers: each one's items in order, whatever the interleaving.
+
+        A stable sort by producer lines each producer's items up in their arrival order;
+        when that equals every producer's next items, all is well (C loops, no Python per
+        item); otherwise each item is checked against its producer's counter.
+        """
+        producers, due = self._producers, self._due
+        producer_of = producers.__rmod__  # seq % producers
+        owners = list(map(producer_of, seqs))
+        counts = list(map(owners.count, range(producers)))
+        expected = list(
+            chain.from_iterable(
+                range(due[p], due[p] + counts[p] * producers, producers) for p in range(producers)
+            )
+        )
+        if sorted(seqs, key=producer_of) == expected:
+            for p in range(producers):
+                due[p] += counts[p] * producers
+        else:
+            tally = self.tally
+            for seq in seqs:
+                p = seq % producers
+                if seq == due[p]:
+                    due[p] = seq + producers
+                elif seq > due[p]:
+                    tally.gaps += (seq - due[p]) // producers
+                    due[p] = seq + producers
+                else:
+                    tally.duplicates += 1
+        self.next_seq = sum((next_seq - p) // producers for p, next_seq in enumerate(due))
 
     def _check_one_by_one(self, seqs: list[int]) -> None:
         tally = self.tally
@@ -267,10 +311,11 @@ async def open_stream(
     tally: Tally,
     expect: int | None = None,
     timed: bool = True,
+    producers: int = 1,
 ) -> SseStream:
     """Connect and send the request; the stream's `ready` says when it is subscribed."""
     loop = asyncio.get_running_loop()
     _, stream = await loop.create_connection(
-        lambda: SseStream(request, ready_marker, tally, expect, timed), host, port
+        lambda: SseStream(request, ready_marker, tally, expect, timed, producers), host, port
     )
     return stream

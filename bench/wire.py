@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["tailcast", "nchan"]
+Kind = Literal["tailcast", "nchan", "bare"]
+"""``bare``: the bare uvicorn app (`bench.bare`), which takes Tailcast's single-item POSTs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,29 +26,30 @@ class Wire:
     @property
     def ready_marker(self) -> bytes:
         """What a stream sends once it is subscribed (Nchan opens with a ``: hi`` comment)."""
-        return b"event: live" if self.kind == "tailcast" else b": hi"
+        return b": hi" if self.kind == "nchan" else b"event: live"
 
     @property
     def batches(self) -> bool:
-        """Whether the server takes several items in one request (Nchan does not)."""
+        """Whether the server takes several items in one request (Nchan does not; the bare
+        app is the ceiling for single items only)."""
         return self.kind == "tailcast"
 
     def subscribe(self, channel: str) -> bytes:
-        path = f"/stream?topic={channel}" if self.kind == "tailcast" else f"/sub?ch={channel}"
+        path = f"/sub?ch={channel}" if self.kind == "nchan" else f"/stream?topic={channel}"
         return (
             f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             "Accept: text/event-stream\r\n\r\n"
         ).encode()
 
     def health(self) -> bytes:
-        path = "/healthz" if self.kind == "tailcast" else "/version"
+        path = "/version" if self.kind == "nchan" else "/healthz"
         return f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
 
     def publish(self, channel: str, seq: int, key: str | None = None) -> bytes:
         """A request publishing item ``seq``, stamped now."""
-        if self.kind == "tailcast":
-            return self._post(self._item(channel, seq, key, time.time_ns()))
-        return self._post(b'{"s":%d,"t":%d}' % (seq, time.time_ns()), channel)
+        if self.kind == "nchan":
+            return self._post(b'{"s":%d,"t":%d}' % (seq, time.time_ns()), channel)
+        return self._post(self._item(channel, seq, key, time.time_ns()))
 
     def publish_batch(self, channel: str, seqs: range, key_space: int | None = None) -> bytes:
         """A request publishing items ``seqs`` at once, keyed ``k<seq % key_space>``.
@@ -71,7 +73,7 @@ class Wire:
 
     def _post(self, body: bytes, channel: str | None = None) -> bytes:
         path = "/items" if channel is None else f"/pub?ch={channel}"
-        auth = f"Authorization: Bearer {self.token}\r\n" if self.kind == "tailcast" else ""
+        auth = "" if self.kind == "nchan" else f"Authorization: Bearer {self.token}\r\n"
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{auth}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

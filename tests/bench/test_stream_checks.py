@@ -66,12 +66,17 @@ def _nchan_body(seqs: Sequence[int]) -> bytes:
 
 
 async def _read(
-    raw: bytes, marker: bytes, timed: bool, expect: int | None = None, items: int = 0
+    raw: bytes,
+    marker: bytes,
+    timed: bool,
+    expect: int | None = None,
+    items: int = 0,
+    producers: int = 1,
 ) -> tuple[Tally, SseStream]:
     tally = Tally()
     async with playing(raw) as (host, port):
         stream = await open_stream(
-            host, port, b"GET / HTTP/1.1\r\n\r\n", marker, tally, expect, timed
+            host, port, b"GET / HTTP/1.1\r\n\r\n", marker, tally, expect, timed, producers
         )
         async with asyncio.timeout(10):
             await (stream.ready if expect is None else stream.complete)
@@ -100,6 +105,35 @@ async def test_a_missing_and_a_repeated_item_are_a_gap_and_a_duplicate(timed: bo
 async def test_nchan_ids_on_an_unchunked_body_are_checked(timed: bool) -> None:
     tally, _ = await _read(_nchan_body(range(200)), b": hi", timed, items=200)
     assert (tally.events, tally.anomalies) == (200, {})
+
+
+def _interleaved(producers: int, each: int, seed: int) -> list[int]:
+    """Producer p's items p, p + producers, ... in order, interleaved at random."""
+    queues = [list(range(p, p + producers * each, producers)) for p in range(producers)]
+    order = [p for p in range(producers) for _ in range(each)]
+    random.Random(seed).shuffle(order)
+    return [queues[p].pop(0) for p in order]
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "bulk"])
+async def test_items_of_concurrent_producers_interleaved_any_way_are_all_counted(
+    timed: bool,
+) -> None:
+    seqs = _interleaved(4, 75, seed=11)
+    raw = _tailcast_body(seqs)
+    tally, stream = await _read(raw, b"event: live", timed, items=300, producers=4)
+    assert (tally.events, tally.anomalies, stream.next_seq) == (300, {}, 300)
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "bulk"])
+async def test_one_producer_missing_and_repeating_an_item_is_a_gap_and_a_duplicate(
+    timed: bool,
+) -> None:
+    seqs = _interleaved(4, 75, seed=13)
+    seqs.remove(42)  # producer 2's 11th item
+    seqs.insert(seqs.index(101) + 1, 97)  # producer 1's 25th item again, after its 26th
+    tally, _ = await _read(_tailcast_body(seqs), b"event: live", timed, items=300, producers=4)
+    assert tally.anomalies == {"gaps": 1, "duplicates": 1}
 
 
 async def test_an_id_that_does_not_increase_is_out_of_order() -> None:
