@@ -82,6 +82,9 @@ class RedisBackend(Backend):
         self._healthy = False
         self._advanced: anyio.Event | None = None
         self._acked: StreamId | None = None  # the newest id a publish here answered with
+        # Items published here, built for the answer, until the tail reads them back: the
+        # tail takes them as they are instead of parsing and encoding them again.
+        self._published: dict[StreamId, Item] = {}
 
     @property
     def healthy(self) -> bool:
@@ -146,6 +149,7 @@ class RedisBackend(Backend):
             _item(StreamId.parse(id), payload) for id, payload in zip(ids, payloads, strict=True)
         ]
         self.replica.counters.published += len(items)
+        self._published.update((item.id, item) for item in items)
         # Answered now; the tail applies the items (with others, in one fan-out round).
         # Reads on this instance wait for them instead (`sync`).
         if self._acked is None or items[-1].id > self._acked:
@@ -328,9 +332,19 @@ class RedisBackend(Backend):
                 batch = []
                 await self._new_epoch(_text(raw_id), self._require(self._tail_client))
             else:
-                batch.append(_entry_item(raw_id, fields))
+                id = StreamId.parse(_text(raw_id))
+                published = self._published
+                batch.append(published.pop(id) if id in published else _item(id, fields[b"d"]))
         self._apply_new(batch)
+        self._forget_published()
         self._wake()
+
+    def _forget_published(self) -> None:
+        """Drop items published here that the tail has passed without reading them (a new
+        epoch's reload, a log that lost them): nothing will ask for them any more."""
+        last, published = self.replica.last_id, self._published
+        while published and last is not None and next(iter(published)) <= last:
+            del published[next(iter(published))]
 
     def _apply_new(self, items: list[Item]) -> None:
         """Apply the items past the replica's last id. A new epoch's `_load` applies what

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from streaming import Draft
+from streaming.backends.redis import RedisBackend, connector
 from tests.http.helpers import events, until_live
 from tests.redis_support import RedisProcess
 from tests.support import RunningServer, run_server
@@ -42,3 +45,19 @@ def test_a_stream_opened_after_a_201_replays_the_items(server: RunningServer) ->
             with connect_sse(client, "GET", f"/stream?topic=t{n}") as source:
                 replayed, _live = until_live(events(source.iter_sse()))
             assert len(replayed) == len(BATCH), f"round {n}"
+
+
+async def test_the_tail_delivers_the_item_its_publish_built_without_building_it_again(
+    redis_server: RedisProcess,
+) -> None:
+    # Encode once: the item a publish answered with is the one subscribers get, not a
+    # copy the tail parsed and encoded again when it read the entry back.
+    async with RedisBackend(connector(redis_server.url)) as backend:
+        subscription = backend.subscribe()
+        while subscription.poll():
+            pass
+        [published] = await backend.publish([Draft({"n": 1})])
+        with anyio.fail_after(5):
+            delivered = await subscription.next_batch()
+    assert delivered is not None
+    assert [event is published for event in delivered] == [True]
