@@ -6,6 +6,7 @@ topics 403, both as problems before any stream starts."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -79,6 +80,23 @@ class _Recorder(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@contextlib.contextmanager
+def _access_log() -> Iterator[list[str]]:
+    """The access log's lines written in the block (the list fills when it ends)."""
+    handler = _Recorder()
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    lines: list[str] = []
+    try:
+        yield lines
+    finally:
+        access.setLevel(level)
+        access.removeHandler(handler)
+        lines += [record.getMessage() for record in handler.records]
 
 
 # Reads ---------------------------------------------------------------------------------
@@ -200,17 +218,8 @@ def test_access_token_is_redacted_from_the_access_log(
     server: RunningServer, client: httpx.Client
 ) -> None:
     token = mint(subscribe=["*"])
-    handler = _Recorder()
-    access = logging.getLogger("uvicorn.access")
-    level = access.level
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    try:
+    with _access_log() as lines:
         assert client.get("/items", params={"access_token": token, "limit": 1}).is_success
-    finally:
-        access.setLevel(level)
-        access.removeHandler(handler)
-    lines = [record.getMessage() for record in handler.records]
     assert any("access_token=[redacted]&limit=1" in line for line in lines), lines
     assert not any(token in line for line in lines)
 
@@ -223,17 +232,8 @@ def test_access_token_is_redacted_however_its_name_is_encoded(
 ) -> None:
     # The server decodes parameter names, so each of these is the access token.
     token = mint(subscribe=["*"])
-    handler = _Recorder()
-    access = logging.getLogger("uvicorn.access")
-    level = access.level
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    try:
+    with _access_log() as lines:
         assert client.get(f"/items?limit=1&{name}={token}").is_success
-    finally:
-        access.setLevel(level)
-        access.removeHandler(handler)
-    lines = [record.getMessage() for record in handler.records]
     assert any(f"limit=1&{name}=[redacted]" in line for line in lines), lines
     assert not any(token in line for line in lines)
 
