@@ -66,6 +66,14 @@ SinceQuery = Annotated[
     str | None,
     Query(description="Only items after this id ('<ms>-<seq>'); empty means absent."),
 ]
+LastQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=LIMIT_MAX,
+        description="Only the newest this many cached items (after since, when given).",
+    ),
+]
 
 
 def _service(request: Request) -> Service:
@@ -234,6 +242,7 @@ async def list_items(
     limit: Annotated[
         int | None, Query(ge=1, le=LIMIT_MAX, description="At most this many items.")
     ] = None,
+    last: LastQuery = None,
     access_token: AccessTokenQuery = None,
 ) -> Response:
     service = _service(request)
@@ -242,7 +251,7 @@ async def list_items(
     authorize_read(request, service.settings, topics, access_token)
     after = _parse_id(since, "since")
     await service.backend.sync(after)
-    return ItemList(service, topics, after, limit)
+    return ItemList(service, topics, after, limit, last=last)
 
 
 @router.get(
@@ -296,6 +305,15 @@ async def stream(
     limit: Annotated[
         int | None, Query(ge=1, le=LIMIT_MAX, description="End after this many items.")
     ] = None,
+    last: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=LIMIT_MAX,
+            description="Replay only the newest this many cached items (after since), then "
+            "go live; a resume with Last-Event-ID replays everything after it.",
+        ),
+    ] = None,
     last_event_id: Annotated[
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
@@ -303,33 +321,34 @@ async def stream(
     access_token: AccessTokenQuery = None,
 ) -> EventStream:
     await _service(request).stream_starts.wait()
-    return _open_stream(request, topic, since, limit, last_event_id, access_token)
+    return _open_stream(request, topic, since, limit, last_event_id, access_token, last)
 
 
 async def open_stream(request: Request) -> EventStream:
     """`stream` without FastAPI's parameter machinery, for the app's fast path."""
     await _service(request).stream_starts.wait()
     query = request.query_params
-    raw_limit = query.get("limit")
-    limit = None if raw_limit is None else _parse_limit(raw_limit)
     return _open_stream(
         request,
         query.getlist("topic"),
         query.get("since"),
-        limit,
+        _parse_count(query.get("limit"), "limit"),
         request.headers.get("last-event-id"),
         query.get("access_token"),
+        _parse_count(query.get("last"), "last"),
     )
 
 
-def _parse_limit(text: str) -> int:
+def _parse_count(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
     try:
-        limit = int(text)
+        count = int(text)
     except ValueError:
-        limit = 0
-    if not 1 <= limit <= LIMIT_MAX:
-        raise Problem(400, f"limit: must be an integer from 1 to {LIMIT_MAX}, not {text[:64]!r}.")
-    return limit
+        count = 0
+    if not 1 <= count <= LIMIT_MAX:
+        raise Problem(400, f"{name}: must be an integer from 1 to {LIMIT_MAX}, not {text[:64]!r}.")
+    return count
 
 
 def _open_stream(
@@ -339,6 +358,7 @@ def _open_stream(
     limit: int | None,
     last_event_id: str | None,
     access_token: str | None,
+    last: int | None = None,
 ) -> EventStream:
     service = _service(request)
     _limit_topics(topic, service.settings)
@@ -346,8 +366,10 @@ def _open_stream(
     authorize_read(request, service.settings, topics, access_token)
     _limit_streams(service)
     resume = _parse_id(last_event_id, "Last-Event-ID")
-    start = resume if resume is not None else _parse_id(since, "since")
-    return EventStream(service, topics, start, limit)
+    if resume is not None:
+        # A reconnect resumes exactly: everything after the id, whatever `last` says.
+        return EventStream(service, topics, resume, limit)
+    return EventStream(service, topics, _parse_id(since, "since"), limit, last=last)
 
 
 @router.get(

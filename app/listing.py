@@ -33,7 +33,8 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 
 class ItemList(Response):
-    """The cached items after ``since`` on ``topics``, at most ``limit``, as a JSON array."""
+    """The cached items after ``since`` on ``topics`` (the newest ``last`` of them), at most
+    ``limit``, as a JSON array."""
 
     media_type = "application/json"
 
@@ -43,6 +44,8 @@ class ItemList(Response):
         topics: frozenset[str],
         since: StreamId | None,
         limit: int | None,
+        *,
+        last: int | None = None,
     ) -> None:
         super().__init__(status_code=200)
         self.raw_headers = list(_HEADERS)
@@ -50,6 +53,7 @@ class ItemList(Response):
         self._topics = topics
         self._since = since
         self._limit = limit
+        self._last = last
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -72,6 +76,10 @@ class ItemList(Response):
         backend = self._service.backend
         cutoff = backend.replica.last_id
         after, remaining = self._since, self._limit
+        if self._last is not None:
+            # The newest `last` (of which the first `limit`): they begin after this id.
+            after = backend.replica.window_start(after, self._topics, self._last)
+            remaining = self._last if remaining is None else min(remaining, self._last)
         while cutoff is not None and remaining != 0:
             wanted = PAGE_ITEMS if remaining is None else min(PAGE_ITEMS, remaining)
             page = backend.items(self._topics, after, wanted)

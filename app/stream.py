@@ -51,6 +51,8 @@ class EventStream(Response):
         topics: frozenset[str],
         since: StreamId | None,
         limit: int | None,
+        *,
+        last: int | None = None,
     ) -> None:
         super().__init__(status_code=200)
         self.raw_headers = list(_HEADERS)
@@ -58,6 +60,7 @@ class EventStream(Response):
         self._topics = topics
         self._since = since
         self._limit = limit
+        self._last = last
         self._heartbeat_gap = service.settings.heartbeat / 2
         self._scope: anyio.CancelScope | None = None
         self._connection: Connection | None = None
@@ -131,7 +134,9 @@ class EventStream(Response):
     async def _pump(self, send: Send) -> None:
         service = self._service
         await service.backend.sync(self._since)
-        subscription = service.backend.subscribe(self._topics, self._since, self._limit)
+        subscription = service.backend.subscribe(
+            self._topics, self._since, self._limit, last=self._last
+        )
         self._subscription = subscription
         logger.debug("stream opened: topics=%s since=%s", sorted(self._topics), self._since)
         # The retry hint rides in the first event's block: a block holding only `retry:`

@@ -51,6 +51,12 @@ def add_parser(commands: Subcommands) -> None:
     )
     parser.add_argument("--since", metavar="ID", type=_stream_id, help="only items after this id")
     parser.add_argument("--limit", metavar="N", type=positive_int, help="exit after N items")
+    parser.add_argument(
+        "--last",
+        metavar="N",
+        type=positive_int,
+        help="replay only the newest N cached items (after --since), then go live",
+    )
     add_url_argument(parser)
     parser.add_argument(
         "--format",
@@ -90,7 +96,10 @@ async def _tail(args: argparse.Namespace, out: TextIO) -> int:
     interactive = out.isatty()
     client = TailcastClient(service_url(args), subscriber_token=env_token(SUBSCRIBE_TOKEN_ENV))
     try:
-        async with client, client.subscribe(args.topic, args.since, args.limit) as events:
+        async with (
+            client,
+            client.subscribe(args.topic, args.since, args.limit, last=args.last) as events,
+        ):
             unflushed = 0
             async for event in events:
                 if isinstance(event, StoredItem):

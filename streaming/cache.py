@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
@@ -124,6 +124,17 @@ class ItemCache:
             return parts[0]
         return list(islice(heapq.merge(*parts, key=_by_id), limit))
 
+    def newest(self, since: StreamId | None, topics: Collection[str] = ()) -> Iterator[Item]:
+        """Cached items after ``since`` on ``topics`` (all when empty), newest first; read
+        it before the cache changes (no await in between)."""
+        if not topics:
+            return self._by_id.newest(since)
+        by_topic = self._by_topic
+        parts = [by_topic[t].newest(since) for t in topics if t in by_topic]
+        if len(parts) == 1:
+            return parts[0]
+        return heapq.merge(*parts, key=_by_id, reverse=True)
+
     def oldest(self, topics: Collection[str] = ()) -> StreamId | None:
         """The oldest cached id on ``topics`` (all when empty), or None when there is none."""
         if not topics:
@@ -201,6 +212,15 @@ class _IdIndex:
             head += 1
         self._head = head
         return ids[head] if head < len(ids) else None
+
+    def newest(self, since: StreamId | None) -> Iterator[Item]:
+        """Items with ids after ``since`` (all when None), newest first."""
+        ids, items = self._ids, self._items
+        stop = self._head if since is None else max(self._head, bisect_right(ids, since))
+        for at in range(len(ids) - 1, stop - 1, -1):
+            item = items.get(ids[at])
+            if item is not None:
+                yield item
 
     def after(self, since: StreamId | None, limit: int | None) -> list[Item]:
         """Items with ids after ``since`` (all when None), in id order, at most ``limit``."""

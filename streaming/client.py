@@ -168,9 +168,12 @@ class ResetEvent:
 @dataclass(frozen=True, slots=True)
 class LiveEvent:
     """The replay is over: items after this are live. ``cutoff`` is the newest id the
-    server had issued when the stream (or, after a reconnect, the resumed stream) began."""
+    server had issued when the stream (or, after a reconnect, the resumed stream) began;
+    ``replayed`` the number of items that stream replayed (None from a server that does
+    not say)."""
 
     cutoff: str | None
+    replayed: int | None = None
 
 
 Event = StoredItem | ResetEvent | LiveEvent
@@ -376,6 +379,7 @@ class TailcastClient:
         since: str | None = None,
         limit: int | None = None,
         *,
+        last: int | None = None,
         raise_on_reset: bool = False,
         max_attempts: int | None = None,
     ) -> Subscription:
@@ -383,6 +387,8 @@ class TailcastClient:
 
         ``topics``: only these (all if empty). ``since``: only items after this id.
         ``limit``: end after this many items, counted across reconnects.
+        ``last``: replay only the newest this many cached items (after ``since``); once an
+        item has arrived, a reconnect resumes after it, skipping nothing.
         ``raise_on_reset``: raise `ResetError` instead of yielding a `ResetEvent`.
         ``max_attempts``: give up after this many connection attempts in a row fail,
         raising the last error (None: keep trying).
@@ -390,14 +396,16 @@ class TailcastClient:
         Iterate the result with ``async for``. Leaving the loop early releases the
         connection once the subscription is garbage (at once in CPython); use it as an
         ``async with`` block, or call `Subscription.aclose`, to release it explicitly.
-        Raises ValueError for a malformed ``since`` or a ``limit`` below 1.
+        Raises ValueError for a malformed ``since``, or a ``limit`` or ``last`` below 1.
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1")
+        if last is not None and last < 1:
+            raise ValueError("last must be at least 1")
         if since is not None:
             id_key(since)
         chosen = (topics,) if isinstance(topics, str) else tuple(topics)  # "a" is one topic
-        stream = _Stream(self, chosen, since, limit, raise_on_reset, max_attempts)
+        stream = _Stream(self, chosen, since, limit, raise_on_reset, max_attempts, last)
         subscription = Subscription(stream)
         self._subscriptions.add(subscription)
         return subscription
@@ -494,9 +502,12 @@ class _Stream:
         limit: int | None,
         raise_on_reset: bool,
         max_attempts: int | None,
+        last: int | None = None,
     ) -> None:
         self.topics = topics
         self.limit = limit
+        # Until the first item arrives: a reconnect after one resumes exactly instead.
+        self._last = last
         self.caught_up = False
         self.last_id = since
         self.delivered = 0
@@ -519,6 +530,12 @@ class _Stream:
         remaining = self._remaining()
         if remaining is not None:
             params["limit"] = remaining
+        if self._last is not None:
+            # The server resumes exactly after a Last-Event-ID, ignoring `last`: send the
+            # start as `since` until an item has arrived.
+            params["last"] = self._last
+            if self.last_id is not None:
+                params["since"] = self.last_id
         return params
 
     async def run(self) -> AsyncGenerator[Event, None]:
@@ -527,7 +544,7 @@ class _Stream:
         try:
             while self._remaining() != 0 and not self._ended():
                 headers = self._client._read_headers()
-                if self.last_id is not None:
+                if self.last_id is not None and self._last is None:
                     headers["Last-Event-ID"] = self.last_id
                 wait_at_least = 0.0
                 error: Exception | None = None
@@ -609,6 +626,7 @@ class _Stream:
             self._last_key = key
             self.last_id = item.id
             self.delivered += 1
+            self._last = None
             return item
         if sse.event == "reset":
             value = _decode_object(sse.data)
@@ -624,7 +642,9 @@ class _Stream:
             return reset
         if sse.event == "live":
             self.caught_up = True
-            return LiveEvent(_decode_object(sse.data).get("cutoff"))
+            value = _decode_object(sse.data)
+            replayed = value.get("replayed")
+            return LiveEvent(value.get("cutoff"), replayed if isinstance(replayed, int) else None)
         return None  # heartbeat artefacts and events this client does not know
 
 

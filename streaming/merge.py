@@ -39,24 +39,30 @@ class Subscription:
         topics: frozenset[str],
         since: StreamId | None,
         limit: int | None,
+        *,
+        last: int | None = None,
     ) -> None:
         self._replica = replica
         self._topics = topics
         self._remaining = limit
         self._last_sent = since
         self._closed = False
+        # With ``last``, the replay starts after the newest item it leaves out on purpose.
+        start = since if last is None else replica.window_start(since, topics, last)
         # Snapshot (which expires the cache) before looking for losses: an item expiring in
         # between is then either in the snapshot or announced by the reset, never neither.
-        items, cutoff, self._cursor = replica.snapshot(since, topics)
-        reset = self._check_since(since)
+        items, cutoff, self._cursor = replica.snapshot(start, topics)
+        reset = self._check_since(since, start)
         if reset is not None and reset.reason == "unknown_id":
-            items = replica.cache.after(None, topics)  # an id we never issued: replay all
+            # An id we never issued: replay all (the newest ``last`` of all).
+            start = None if last is None else replica.window_start(None, topics, last)
+            items = replica.cache.after(start, topics)
         # Everything on our topics up to here is accounted for (sent, or announced lost).
         self._position = cutoff or _ORIGIN
         self._floor = replica.floor
         self._pending: list[Event] = [reset] if reset is not None else []
         self._pending += items
-        self._pending.append(Live(cutoff))
+        self._pending.append(Live(cutoff, len(items)))
         self._pending_at = 0
         counters = replica.counters
         counters.replayed.observe(len(items))
@@ -140,16 +146,20 @@ class Subscription:
         finally:
             self.close()
 
-    def _check_since(self, since: StreamId | None) -> Reset | None:
+    def _check_since(self, since: StreamId | None, start: StreamId | None) -> Reset | None:
+        """The reset owed to a stream resuming after ``since`` whose replay begins after
+        ``start``: items up to ``start`` were left out on purpose (``last``), so only a loss
+        after it counts."""
         if since is None or since == _ORIGIN:  # 0-0: from the start, nothing to miss
             return None
+        assert start is not None
         replica = self._replica
         oldest = replica.cache.oldest(self._topics)
-        if since < replica.floor:
+        if start < replica.floor:  # a cached id left out is never older than the floor
             return Reset("restarted", since, oldest)
         if replica.last_id is None or since > replica.last_id:
             return Reset("unknown_id", since, oldest)
-        loss = replica.cache.loss_after(since, self._topics)
+        loss = replica.cache.loss_after(start, self._topics)
         return None if loss is None else Reset(loss.reason, since, oldest)
 
     def _catch_up(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from itertools import islice
 
 from .broadcast import Broadcast
 from .cache import ItemCache
@@ -90,9 +91,11 @@ class Replica:
         topics: Collection[str] = (),
         since: StreamId | None = None,
         limit: int | None = None,
+        *,
+        last: int | None = None,
     ) -> Subscription:
         """Register for live items and take the replay snapshot, in one step (no await)."""
-        subscription = Subscription(self, frozenset(topics), since, limit)
+        subscription = Subscription(self, frozenset(topics), since, limit, last=last)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -103,6 +106,15 @@ class Replica:
         where live items past the cutoff begin."""
         self.cache.expire()
         return self.cache.after(after, topics), self.last_id, self.broadcast.end
+
+    def window_start(
+        self, since: StreamId | None, topics: Collection[str], last: int
+    ) -> StreamId | None:
+        """Where the newest ``last`` cached items after ``since`` on ``topics`` begin: the id
+        of the newest item left out, or ``since`` when none is."""
+        self.cache.expire()
+        skipped = next(islice(self.cache.newest(since, topics), last, None), None)
+        return since if skipped is None else skipped.id
 
     def items(
         self,

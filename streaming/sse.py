@@ -39,13 +39,16 @@ class Reset:
 
 @dataclass(frozen=True, slots=True)
 class Live:
-    """The switch from replayed history to live items; ``cutoff`` is the last replayable id."""
+    """The switch from replayed history to live items; ``cutoff`` is the last replayable id,
+    ``replayed`` the number of items the replay held."""
 
     cutoff: StreamId | None
+    replayed: int = 0
 
     @property
     def frame(self) -> bytes:
-        return b"event: live\ndata: " + orjson.dumps({"cutoff": _id_or_none(self.cutoff)}) + b"\n\n"
+        payload = {"cutoff": _id_or_none(self.cutoff), "replayed": self.replayed}
+        return b"event: live\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 def retry_field(milliseconds: int) -> bytes:

@@ -83,8 +83,10 @@ class Backend(abc.ABC):
         topics: Collection[str] = (),
         since: StreamId | None = None,
         limit: int | None = None,
+        *,
+        last: int | None = None,
     ) -> Subscription:
-        return self.replica.subscribe(topics, since, limit)
+        return self.replica.subscribe(topics, since, limit, last=last)
 
     def items(
         self,

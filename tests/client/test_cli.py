@@ -277,3 +277,13 @@ def _end(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait()
+
+
+def test_tail_last_prints_the_newest_items(server: RunningServer, env: dict[str, str]) -> None:
+    published = tailcast(
+        "publish", "--file", "-", env=env, stdin="".join(f'{{"data": {n}}}\n' for n in range(4))
+    )
+    assert published.returncode == 0, published.stderr
+    tailed = tailcast("tail", "--last", "2", "--limit", "2", env=env)
+    assert tailed.returncode == 0, tailed.stderr
+    assert [json.loads(line) for line in tailed.stdout.splitlines()] == cached(server)[2:]

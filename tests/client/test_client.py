@@ -124,7 +124,7 @@ async def test_replay_then_live(client: TailcastClient) -> None:
                 if isinstance(event, StoredItem) and event.data == "live one":
                     break
     assert events[:3] == replayed
-    assert events[3] == LiveEvent(cutoff=replayed[-1].id)
+    assert events[3] == LiveEvent(cutoff=replayed[-1].id, replayed=3)
     assert isinstance(events[4], StoredItem)
     assert events[4].data == "live one"
     assert len(events) == 5
@@ -269,3 +269,58 @@ async def test_a_refused_stream_raises_a_problem(client: TailcastClient) -> None
         async for _ in client.subscribe(topics=["x" * 300]):
             pass
     assert caught.value.status == 400
+
+
+async def test_subscribe_with_last_replays_the_newest_items_then_goes_live(
+    client: TailcastClient,
+) -> None:
+    published = await client.publish_many([{"data": n} for n in range(5)])
+    events: list[Event] = []
+    with anyio.fail_after(10):
+        async with client.subscribe(last=2) as subscription:
+            async for event in subscription:
+                events.append(event)
+                if isinstance(event, LiveEvent):
+                    break
+    assert events == [*published[3:], LiveEvent(cutoff=published[-1].id, replayed=2)]
+
+
+async def test_last_applies_after_since(client: TailcastClient) -> None:
+    # The client sends its start as `since` (the server resumes exactly after a
+    # Last-Event-ID, whatever `last` says).
+    published = await client.publish_many([{"data": n} for n in range(6)])
+    with anyio.fail_after(10):
+        async with client.subscribe(since=published[0].id, last=2, limit=2) as subscription:
+            assert [event async for event in subscription] == published[4:]
+
+
+class _Recording(httpx.AsyncHTTPTransport):
+    """A transport that notes each request's query and Last-Event-ID header."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.url.query.decode(), request.headers.get("Last-Event-ID")))
+        return await super().handle_async_request(request)
+
+
+async def test_a_reconnect_after_an_item_resumes_exactly_instead_of_asking_for_last(
+    server: RunningServer,
+) -> None:
+    recording = _Recording()
+    async with TailcastClient(
+        server.url, token=server.token, stream_read_timeout=0.3, transport=recording
+    ) as client:
+        published = await client.publish_many([{"data": n} for n in range(5)])
+        with anyio.fail_after(20):
+            async with client.subscribe(last=2) as subscription:
+                async for event in subscription:
+                    # The stream stays silent: the read timeout drops it, and it reconnects.
+                    if subscription.reconnects:
+                        break
+                    assert isinstance(event, StoredItem | LiveEvent)
+                await wait_until(lambda: len(recording.sent) >= 3, what="a reconnect")
+    streams = [sent for sent in recording.sent if sent != ("", None)][-2:]
+    assert streams == [("last=2", None), ("", published[-1].id)]

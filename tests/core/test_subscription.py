@@ -26,16 +26,16 @@ def test_a_new_subscriber_gets_the_cache_then_the_live_marker(backend: MemoryBac
     first, second = publish(backend), publish(backend)
     events = drain(backend.subscribe())
     assert events[:2] == [first, second]
-    assert events[2:] == [Live(second.id)]
+    assert events[2:] == [Live(second.id, 2)]
 
 
 def test_the_live_marker_of_an_empty_log_has_no_cutoff(backend: MemoryBackend) -> None:
-    assert drain(backend.subscribe()) == [Live(None)]
+    assert drain(backend.subscribe()) == [Live(None, 0)]
 
 
 def test_live_items_follow_the_live_marker(backend: MemoryBackend) -> None:
     subscription = backend.subscribe()
-    assert drain(subscription) == [Live(None)]
+    assert drain(subscription) == [Live(None, 0)]
     item = publish(backend)
     assert drain(subscription) == [item]
 
@@ -56,32 +56,32 @@ def test_the_replay_holds_only_the_latest_item_per_key(backend: MemoryBackend) -
     publish(backend, key="k", data=1)
     other = publish(backend, key="j")
     latest = publish(backend, key="k", data=2)
-    assert drain(backend.subscribe()) == [other, latest, Live(latest.id)]
+    assert drain(backend.subscribe()) == [other, latest, Live(latest.id, 2)]
 
 
 def test_since_replays_only_the_items_after_it(backend: MemoryBackend) -> None:
     first, second, third = (publish(backend) for _ in range(3))
     events = drain(backend.subscribe(since=first.id))
-    assert events == [second, third, Live(third.id)]
+    assert events == [second, third, Live(third.id, 2)]
 
 
 def test_since_the_last_id_replays_nothing(backend: MemoryBackend) -> None:
     publish(backend)
     last = publish(backend)
-    assert drain(backend.subscribe(since=last.id)) == [Live(last.id)]
+    assert drain(backend.subscribe(since=last.id)) == [Live(last.id, 0)]
 
 
 def test_the_cutoff_is_the_last_issued_id_on_any_topic(backend: MemoryBackend) -> None:
     mine = publish(backend, topic="a")
     other = publish(backend, topic="b")
-    assert drain(backend.subscribe(["a"])) == [mine, Live(other.id)]
+    assert drain(backend.subscribe(["a"])) == [mine, Live(other.id, 1)]
 
 
 def test_items_published_before_the_first_poll_arrive_once_each(backend: MemoryBackend) -> None:
     before = publish(backend)
     subscription = backend.subscribe()
     after = [publish(backend), publish(backend)]
-    assert drain(subscription) == [before, Live(before.id), *after]
+    assert drain(subscription) == [before, Live(before.id, 1), *after]
 
 
 def test_a_batch_published_between_polls_arrives_whole_and_in_order(
@@ -97,7 +97,7 @@ def test_topics_filter_the_replay_and_the_live_items(backend: MemoryBackend) -> 
     a1 = publish(backend, topic="a")
     b1 = publish(backend, topic="b")
     subscription = backend.subscribe(["a"])
-    assert drain(subscription) == [a1, Live(b1.id)]
+    assert drain(subscription) == [a1, Live(b1.id, 1)]
     publish(backend, topic="b")
     a2 = publish(backend, topic="a")
     assert drain(subscription) == [a2]
@@ -107,7 +107,7 @@ def test_no_topics_means_every_topic(backend: MemoryBackend) -> None:
     published = [publish(backend, topic=topic) for topic in "ab"]
     subscription = backend.subscribe()
     live = [publish(backend, topic=topic) for topic in "ba"]
-    assert drain(subscription) == [*published, Live(published[-1].id), *live]
+    assert drain(subscription) == [*published, Live(published[-1].id, len(published)), *live]
 
 
 def test_every_subscriber_gets_the_same_frame_object(backend: MemoryBackend) -> None:
@@ -130,7 +130,7 @@ def test_a_needed_item_that_expired_gives_a_reset_expired(
     kept = publish(backend)
     clock.advance(10)
     events = drain(backend.subscribe(since=start.id))
-    assert events == [Reset("expired", start.id, start.id), kept, Live(kept.id)]
+    assert events == [Reset("expired", start.id, start.id), kept, Live(kept.id, 1)]
 
 
 def test_a_needed_item_that_was_evicted_gives_a_reset_evicted(
@@ -141,7 +141,7 @@ def test_a_needed_item_that_was_evicted_gives_a_reset_evicted(
     second, third = publish(backend), publish(backend)  # evicts start
     fourth = publish(backend)  # evicts second
     events = drain(backend.subscribe(since=start.id))
-    assert events == [Reset("evicted", start.id, third.id), third, fourth, Live(fourth.id)]
+    assert events == [Reset("evicted", start.id, third.id), third, fourth, Live(fourth.id, 2)]
     assert second.id > start.id
 
 
@@ -149,14 +149,14 @@ def test_a_needed_item_that_was_only_replaced_gives_no_reset(backend: MemoryBack
     start = publish(backend)
     publish(backend, key="k", data=1)
     latest = publish(backend, key="k", data=2)
-    assert drain(backend.subscribe(since=start.id)) == [latest, Live(latest.id)]
+    assert drain(backend.subscribe(since=start.id)) == [latest, Live(latest.id, 1)]
 
 
 def test_losses_at_or_before_since_give_no_reset(backend: MemoryBackend, clock: FakeClock) -> None:
     lost = publish(backend, ttl_ms=10)
     clock.advance(10)
     kept = publish(backend)
-    assert drain(backend.subscribe(since=lost.id)) == [kept, Live(kept.id)]
+    assert drain(backend.subscribe(since=lost.id)) == [kept, Live(kept.id, 1)]
 
 
 def test_losses_on_other_topics_give_no_reset(backend: MemoryBackend, clock: FakeClock) -> None:
@@ -164,7 +164,7 @@ def test_losses_on_other_topics_give_no_reset(backend: MemoryBackend, clock: Fak
     publish(backend, topic="b", ttl_ms=10)
     clock.advance(10)
     kept = publish(backend, topic="a")
-    assert drain(backend.subscribe(["a"], since=start.id)) == [kept, Live(kept.id)]
+    assert drain(backend.subscribe(["a"], since=start.id)) == [kept, Live(kept.id, 1)]
 
 
 def test_since_before_the_floor_gives_a_reset_restarted_and_the_whole_cache(
@@ -173,7 +173,7 @@ def test_since_before_the_floor_gives_a_reset_restarted_and_the_whole_cache(
     first, second = publish(backend), publish(backend)
     before_floor = StreamId(backend.replica.floor.ms - 1, 7)
     events = drain(backend.subscribe(since=before_floor))
-    assert events == [Reset("restarted", before_floor, first.id), first, second, Live(second.id)]
+    assert events == [Reset("restarted", before_floor, first.id), first, second, Live(second.id, 2)]
 
 
 def test_since_after_the_last_id_gives_a_reset_unknown_id_and_the_whole_cache(
@@ -182,12 +182,15 @@ def test_since_after_the_last_id_gives_a_reset_unknown_id_and_the_whole_cache(
     first, second = publish(backend), publish(backend)
     future = StreamId(second.id.ms + 1_000, 0)
     events = drain(backend.subscribe(since=future))
-    assert events == [Reset("unknown_id", future, first.id), first, second, Live(second.id)]
+    assert events == [Reset("unknown_id", future, first.id), first, second, Live(second.id, 2)]
 
 
 def test_since_on_an_empty_log_gives_a_reset_unknown_id(backend: MemoryBackend) -> None:
     since = backend.replica.floor
-    assert drain(backend.subscribe(since=since)) == [Reset("unknown_id", since, None), Live(None)]
+    assert drain(backend.subscribe(since=since)) == [
+        Reset("unknown_id", since, None),
+        Live(None, 0),
+    ]
 
 
 def test_a_reset_frame_names_the_reason_and_ids() -> None:
@@ -208,7 +211,7 @@ def test_limit_does_not_count_resets_or_the_live_marker(backend: MemoryBackend) 
     item = publish(backend)
     future = StreamId(item.id.ms + 1, 0)
     subscription = backend.subscribe(since=future, limit=2)
-    assert drain(subscription) == [Reset("unknown_id", future, item.id), item, Live(item.id)]
+    assert drain(subscription) == [Reset("unknown_id", future, item.id), item, Live(item.id, 1)]
     live = publish(backend)
     assert subscription.poll() == [live]
     assert subscription.poll() is None
@@ -321,7 +324,7 @@ def test_an_overrun_subscriber_that_never_polled_replays_then_catches_up(
     cached = publish(backend)
     subscription = backend.subscribe()
     later = [publish(backend) for _ in range(6)]
-    assert drain(subscription) == [cached, Live(cached.id), *later]
+    assert drain(subscription) == [cached, Live(cached.id, 1), *later]
 
 
 def test_an_overrun_subscriber_is_not_reset_again_for_a_loss_already_announced(
@@ -343,7 +346,7 @@ def test_an_overrun_subscriber_that_resumed_from_an_unknown_id_gets_later_items(
     backend = make_backend(live_buffer_items=2)
     future = StreamId(backend.replica.floor.ms + 1_000, 0)
     subscription = backend.subscribe(since=future)
-    assert drain(subscription) == [Reset("unknown_id", future, None), Live(None)]
+    assert drain(subscription) == [Reset("unknown_id", future, None), Live(None, 0)]
     later = [publish(backend) for _ in range(5)]  # ids below `future`: the clock is behind
     assert drain(subscription) == later
 
@@ -366,12 +369,12 @@ async def test_next_batch_returns_what_is_ready_without_waiting(backend: MemoryB
     item = publish(backend)
     subscription = backend.subscribe()
     with anyio.fail_after(1):
-        assert await subscription.next_batch() == [item, Live(item.id)]
+        assert await subscription.next_batch() == [item, Live(item.id, 1)]
 
 
 async def test_next_batch_wakes_when_an_item_is_published(backend: MemoryBackend) -> None:
     subscription = backend.subscribe()
-    assert await subscription.next_batch() == [Live(None)]
+    assert await subscription.next_batch() == [Live(None, 0)]
     batches: list[object] = []
 
     async def consume() -> None:
@@ -430,7 +433,7 @@ async def test_iterating_a_subscription_yields_batches_and_releases_it(
     with anyio.fail_after(1):
         async for batch in backend.subscribe(limit=1):
             seen.append(batch)
-    assert seen == [[item, Live(item.id)]]
+    assert seen == [[item, Live(item.id, 1)]]
     assert backend.replica.subscriber_count == 0
 
 

@@ -319,8 +319,9 @@ class SubscriptionMachine(RuleBasedStateMachine):
             hypothesis.event(f"opening reset: {reason}")
             if reason is not None:
                 opening.append(Reset(reason, since, model.oldest(topics)))
-        opening += model.cached(topics, after)
-        opening.append(Live(model.last_id))
+        replay = model.cached(topics, after)
+        opening += replay
+        opening.append(Live(model.last_id, len(replay)))
         return opening
 
     def _poll_and_check(self, subscriber: Subscriber) -> None:

@@ -53,7 +53,7 @@ def test_reconnect_with_last_event_id_resumes_exactly_after_it(
         replayed, live = until_live(stream)
         assert [e.event for e in replayed] == ["item"] * 6  # no reset: nothing was lost
         assert item_ids(replayed) == first[3:] + more
-        assert live.data == {"cutoff": more[-1]}
+        assert live.data == {"cutoff": more[-1], "replayed": 6}
         posted = publish(client, server.auth, {"data": "live"})
         assert take(stream, 1)[0].id == posted["id"]
 
@@ -99,7 +99,7 @@ def test_resuming_from_the_newest_id_replays_nothing(
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
     replayed, live = _replay(client, last_event_id=ids[-1])
     assert replayed == []
-    assert live.data == {"cutoff": ids[-1]}
+    assert live.data == {"cutoff": ids[-1], "replayed": 0}
 
 
 def test_resuming_past_a_replaced_item_sends_no_reset(
@@ -127,7 +127,7 @@ def test_resuming_on_fresh_history_sends_reset_restarted() -> None:
         assert reset.data == {"reason": "restarted", "requested": issued[1], "oldest": fresh["id"]}
         # Then everything the new server has cached.
         assert [(e.event, e.id) for e in rest] == [("item", fresh["id"])]
-        assert live.data == {"cutoff": fresh["id"]}
+        assert live.data == {"cutoff": fresh["id"], "replayed": 1}
 
 
 def test_resuming_on_fresh_history_with_nothing_cached_sends_reset_then_live() -> None:
@@ -139,7 +139,7 @@ def test_resuming_on_fresh_history_with_nothing_cached_sends_reset_then_live() -
         assert [(e.event, e.data) for e in replayed] == [
             ("reset", {"reason": "restarted", "requested": issued, "oldest": None})
         ]
-        assert live.data == {"cutoff": None}
+        assert live.data == {"cutoff": None, "replayed": 0}
 
 
 def test_resuming_after_a_server_restart(backend: str) -> None:
@@ -172,7 +172,7 @@ def test_resuming_after_a_server_restart(backend: str) -> None:
                     ("item", issued[2]),
                     ("item", fresh["id"]),
                 ]
-            assert live.data == {"cutoff": fresh["id"]}
+            assert live.data == {"cutoff": fresh["id"], "replayed": len(item_ids(replayed))}
             posted = publish(client, new.auth, {"data": "live"})
             assert [(e.event, e.id) for e in take(stream, 1)] == [("item", posted["id"])]
 
@@ -219,7 +219,7 @@ def test_a_later_instance_replays_the_same_view_as_one_that_saw_every_write(
     (listed, (replayed, live), (resumed, _)) = views[0]
     assert listed == expected
     assert [e.data for e in replayed] == expected
-    assert live.data == {"cutoff": posted[-1]["id"]}
+    assert live.data == {"cutoff": posted[-1]["id"], "replayed": 4}
     reset = {"reason": "evicted", "requested": posted[0]["id"], "oldest": expected[0]["id"]}
     assert [(e.event, e.data) for e in resumed] == [
         ("reset", reset),
@@ -229,7 +229,7 @@ def test_a_later_instance_replays_the_same_view_as_one_that_saw_every_write(
         assert views[1] == views[0]
     else:
         (listed, (replayed, live), (resumed, _)) = views[1]
-        assert (listed, replayed, live.data) == ([], [], {"cutoff": None})
+        assert (listed, replayed, live.data) == ([], [], {"cutoff": None, "replayed": 0})
         assert [e.data["reason"] for e in resumed] == ["restarted"]
 
 
@@ -242,7 +242,7 @@ def test_resuming_from_an_id_never_issued_sends_reset_then_everything_cached(
     assert reset.event == "reset"
     assert reset.data == {"reason": "unknown_id", "requested": FUTURE_ID, "oldest": ids[0]}
     assert [(e.event, e.id) for e in rest] == [("item", i) for i in ids]
-    assert live.data == {"cutoff": ids[-1]}
+    assert live.data == {"cutoff": ids[-1], "replayed": 3}
 
 
 def test_resuming_from_before_an_expired_item_sends_reset_expired() -> None:
@@ -261,7 +261,7 @@ def test_resuming_from_before_an_expired_item_sends_reset_expired() -> None:
             "oldest": before["id"],
         }
         assert [(e.event, e.id) for e in rest] == [("item", after["id"])]
-        assert live.data == {"cutoff": after["id"]}
+        assert live.data == {"cutoff": after["id"], "replayed": 1}
 
 
 def test_resuming_from_after_an_expired_item_sends_no_reset() -> None:

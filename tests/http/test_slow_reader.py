@@ -141,7 +141,7 @@ def test_reader_overrun_by_one_batch_right_after_live_catches_up_without_a_reset
     ):
         stream = events(source.iter_sse())
         replayed, live = until_live(stream)
-        assert (replayed, live.data) == ([], {"cutoff": None})
+        assert (replayed, live.data) == ([], {"cutoff": None, "replayed": 0})
         posted = publish_many(client, server.auth, 20)
         received = take(stream, 20)
         assert [(e.event, e.id) for e in received] == [("item", item["id"]) for item in posted]

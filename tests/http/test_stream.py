@@ -57,7 +57,7 @@ def test_replay_then_live(server: RunningServer, client: httpx.Client) -> None:
         assert [(e.event, e.id, e.data) for e in replayed] == [
             ("item", item["id"], item) for item in cached
         ]
-        assert live.data == {"cutoff": cached[-1]["id"]}
+        assert live.data == {"cutoff": cached[-1]["id"], "replayed": 5}
 
         posted = publish(client, server.auth, {"key": "later", "data": "live"})
         (event,) = take(stream, 1)
@@ -68,7 +68,7 @@ def test_live_cutoff_is_null_when_nothing_is_cached(client: httpx.Client) -> Non
     with connect_sse(client, "GET", "/stream") as source:
         replayed, live = until_live(events(source.iter_sse()))
         assert replayed == []
-        assert live.data == {"cutoff": None}
+        assert live.data == {"cutoff": None, "replayed": 0}
 
 
 def test_replay_holds_only_the_latest_item_per_key(
@@ -80,7 +80,7 @@ def test_replay_holds_only_the_latest_item_per_key(
     with connect_sse(client, "GET", "/stream") as source:
         replayed, live = until_live(events(source.iter_sse()))
         assert [e.data for e in replayed] == [b, a]
-        assert live.data == {"cutoff": a["id"]}
+        assert live.data == {"cutoff": a["id"], "replayed": 2}
 
 
 def test_live_batch_arrives_whole_and_in_order(server: RunningServer, client: httpx.Client) -> None:
