@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from streaming import exactjson
+
 from .problems import Problem
 
 
@@ -18,7 +20,8 @@ def _is_json(content_type: str | None) -> bool:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """Parse the body as JSON, refusing an oversized one before it is read into memory."""
+    """Parse the body as JSON, refusing an oversized one before it is read into memory.
+    Numbers are kept exactly as sent (`streaming.exactjson`)."""
     if not _is_json(request.headers.get("content-type")):
         raise Problem(415, "Send the body as JSON with 'Content-Type: application/json'.")
     declared = request.headers.get("content-length")
@@ -32,6 +35,6 @@ async def read_json(request: Request, limit: int) -> Any:
     if not body:
         raise Problem(400, "The body is empty; send a JSON object or array.")
     try:
-        return orjson.loads(body)
+        return exactjson.loads(bytes(body))
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"The body is not valid JSON (UTF-8): {exc}.") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import stat
 import sys
@@ -15,6 +16,7 @@ from typing import IO, Any, NoReturn, TextIO
 import httpx
 import orjson
 
+from streaming import exactjson
 from streaming.client import DEFAULT_BATCH_SIZE, TailcastClient
 from streaming.errors import ClientError, ProblemError, Unprocessable
 
@@ -110,7 +112,8 @@ def _client(args: argparse.Namespace) -> TailcastClient:
 
 async def _publish_one(args: argparse.Namespace) -> int:
     try:
-        data = orjson.loads(args.data)  # as the server parses JSON
+        orjson.loads(args.data)  # JSON as the server takes it,
+        data = json.loads(args.data)  # read with integers of any size kept exactly
     except orjson.JSONDecodeError:
         data = args.data  # not JSON: the text itself
     try:
@@ -384,7 +387,7 @@ def _parse_line(text: bytes) -> dict[str, Any] | None:
     caught here, with its line number, instead of failing a whole batch.
     """
     try:
-        value = orjson.loads(text)
+        value = exactjson.loads(text)  # numbers kept exactly, for a line re-encoded
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None

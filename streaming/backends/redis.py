@@ -31,6 +31,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from .. import exactjson
 from ..clock import Clock, wall_clock_ms
 from ..config import LogConfig
 from ..errors import BackendUnavailable
@@ -487,6 +488,6 @@ def _entry_item(raw_id: bytes | str, fields: dict[bytes, bytes]) -> Item:
 
 def _item(id: StreamId, payload: bytes) -> Item:
     """An item as every instance builds it: times come from the id, Redis's clock."""
-    fields = orjson.loads(payload)
+    fields = exactjson.loads(payload)  # numbers as the producer wrote them
     draft = Draft(fields["data"], fields["key"], fields["topic"], fields["ttl"])
     return Item.create(id, draft, created_at=id.ms, expires_at=id.ms + fields["ttl"])
