@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from streaming import Item, StreamId
 
 from .fanout import Connection
+from .head import is_head
 from .service import Service
 from .stream import SERVER_SEND
 
@@ -57,6 +58,9 @@ class ItemList(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if is_head(scope):  # the headers are the answer: read nothing
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         chunk, separator = bytearray(b"["), b""
         for item in self._cached():
             chunk += separator

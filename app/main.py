@@ -26,6 +26,7 @@ from .auth import redact_access_log
 from .connections import raise_descriptor_limit
 from .cors import ListedOriginsCORS
 from .garbage import defer_full_collections_during_storms
+from .head import as_get
 from .headers import with_response_headers
 from .schemas import ItemIn, ProblemDetails
 from .service import Service
@@ -98,6 +99,7 @@ class _Tailcast(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            scope = as_get(scope)
             scope[SERVER_SEND] = send
             send = with_response_headers(scope, send)
             handler = _FAST_ROUTES.get((scope["method"], scope["path"]))

@@ -20,6 +20,7 @@ from streaming import StreamId, retry_field
 from streaming.merge import Subscription
 
 from .fanout import Connection, Round, framed, joined
+from .head import is_head
 from .service import Service
 
 logger = logging.getLogger("tailcast")
@@ -75,6 +76,9 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self._service
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if is_head(scope):  # the headers are the answer; no stream opens
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         # Body chunks go to the server directly: middleware has seen the response start,
         # and must not rewrite a stream's body (no compression).
         server_send: Send = scope.get(SERVER_SEND, send)
