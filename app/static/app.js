@@ -25,6 +25,7 @@
   const api = (pageUrl.searchParams.get("api") || "").replace(/\/+$/, "");
   const maxRows = parseRows(pageUrl.searchParams.get("rows"));
   let topics = cleanTopics(pageUrl.searchParams.getAll("topic"));
+  const replayLast = parseLast(pageUrl.searchParams.get("last"));
   const apiHost = api ? hostOf(api) : location.host;
 
   // A token pasted into the address bar moves to sessionStorage and out of the URL.
@@ -46,6 +47,12 @@
   function parseRows(value) {
     const rows = Number.parseInt(value || "", 10);
     return Number.isFinite(rows) && rows >= 1 ? Math.min(rows, MAX_ROWS) : DEFAULT_ROWS;
+  }
+
+  function parseLast(value) {
+    // Only the newest this many cached items on a fresh stream; absent or invalid: all.
+    const last = Number.parseInt(value || "", 10);
+    return Number.isFinite(last) && last >= 1 ? Math.min(last, Number.MAX_SAFE_INTEGER) : null;
   }
 
   function cleanTopics(values) {
@@ -349,8 +356,11 @@
     if (source) source.close();
     const url = endpoint("stream");
     for (const topic of topics) url.searchParams.append("topic", topic);
-    // A new EventSource sends no Last-Event-ID: resume with ?since= instead.
+    // A new EventSource sends no Last-Event-ID: resume with ?since= instead, and then
+    // without ?last=, which would skip items. (EventSource's own reconnects send
+    // Last-Event-ID, which makes the server ignore ?last=.)
     if (lastId) url.searchParams.set("since", `${lastId[0]}-${lastId[1]}`);
+    else if (replayLast !== null) url.searchParams.set("last", String(replayLast));
     const token = subscriberToken();
     if (token) url.searchParams.set("access_token", token);
     setState("connecting");
@@ -366,7 +376,15 @@
       setState("replaying");
     }));
     es.addEventListener("item", mine(onItem));
-    es.addEventListener("live", mine(() => {
+    es.addEventListener("live", mine((event) => {
+      let info = {};
+      try {
+        info = JSON.parse(event.data) || {};
+      } catch {
+        // keep the defaults
+      }
+      stateEl.title = `Replayed ${info.replayed ?? "?"} items up to ${info.cutoff ?? "none"}; ` +
+        "live since.";
       replaying = false;
       quiet = false;
       reopenDelay = 1000;

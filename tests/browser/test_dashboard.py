@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
@@ -144,3 +145,17 @@ def test_changing_the_topic_filter_reopens_the_stream_and_updates_the_url(page: 
         assert sorted(shown_keys(page)) == ["b", "c"]
         query = parse_qs(urlsplit(page.url).query)
         assert query == {"topic": ["b", "c"], "rows": ["50"]}
+
+
+def test_last_in_the_page_url_replays_only_the_newest_items(page: Page) -> None:
+    with run_server() as server:
+        publish(server, *({"topic": "t", "key": f"k{n}", "data": n} for n in range(5)))
+        open_dashboard(page, server.url, [("last", "2")])
+        assert shown_keys(page) == ["k4", "k3"]
+        expect(page.locator("#connection-state")).to_have_attribute(
+            "title", re.compile("^Replayed 2 items")
+        )
+
+        publish(server, {"topic": "t", "key": "k9", "data": 9})
+        expect(row(page, "t", "k9")).to_be_visible(timeout=2000)
+        assert shown_keys(page) == ["k9", "k4", "k3"]
