@@ -231,6 +231,25 @@ def test_after_on_an_unknown_topic_is_empty(clock: FakeClock) -> None:
     assert cache.after(None, ("nope",)) == []
 
 
+@given(
+    topics=st.lists(st.sampled_from("abc"), min_size=1, max_size=40),
+    replaced=st.sets(st.integers(0, 39)),
+    since=st.integers(-1, 40),
+    wanted=st.sampled_from([(), ("a",), ("a", "c"), ("b", "nope")]),
+)
+def test_newest_is_after_read_backwards(
+    topics: list[str], replaced: set[int], since: int, wanted: tuple[str, ...]
+) -> None:
+    """Newest first, holes (replaced items) skipped, several topics merged."""
+    cache = new_cache(FakeClock(T0))
+    for seq, topic in enumerate(topics):
+        cache.add(make_item(f"1000000-{seq}", topic=topic, key=f"k{seq}"))
+    for seq in replaced & set(range(len(topics))):  # replaced by a newer item of the key
+        cache.add(make_item(f"1000001-{seq}", topic=topics[seq], key=f"k{seq}"))
+    start = None if since < 0 else sid(f"1000000-{since}")
+    assert list(cache.newest(start, wanted)) == cache.after(start, wanted)[::-1]
+
+
 def test_oldest_is_the_smallest_cached_id_on_the_topics(clock: FakeClock) -> None:
     cache = new_cache(clock)
     assert cache.oldest() is None

@@ -190,7 +190,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self, topics: tuple[str, ...], since_kind: str, data: st.DataObject
     ) -> None:
         """Every run has a subscriber that sees the whole history."""
-        self.subscribe(topics, since_kind, data)
+        self.subscribe(topics, since_kind, data, None)
 
     @rule(draft=drafts)
     def publish(self, draft: Draft) -> None:
@@ -218,20 +218,23 @@ class SubscriptionMachine(RuleBasedStateMachine):
         topics=st.sampled_from(SUBSCRIBER_TOPICS),
         since_kind=st.sampled_from(["none", "issued", "near_issued", "before_floor", "after"]),
         data=st.data(),
+        last=st.one_of(st.none(), st.integers(1, 4)),
     )
-    def subscribe(self, topics: tuple[str, ...], since_kind: str, data: st.DataObject) -> None:
+    def subscribe(
+        self, topics: tuple[str, ...], since_kind: str, data: st.DataObject, last: int | None
+    ) -> None:
         if len(self.subscribers) == MAX_SUBSCRIBERS:  # make room: check and close the oldest
             oldest = self.subscribers.pop(0)
             self._poll_and_check(oldest)
             oldest.subscription.close()
         since = self._pick_since(since_kind, data)
         wanted = frozenset(topics)
-        subscription = self.backend.subscribe(topics, since)
+        subscription = self.backend.subscribe(topics, since, last=last)
         self.subscribers.append(
             Subscriber(
                 subscription=subscription,
                 topics=wanted,
-                opening=self._expected_opening(wanted, since),
+                opening=self._expected_opening(wanted, since, last),
                 cursor=len(self.model.published),
                 position=self.model.last_id or ORIGIN,
                 last_sent=since,
@@ -304,22 +307,33 @@ class SubscriptionMachine(RuleBasedStateMachine):
             )
         return None
 
-    def _expected_opening(self, topics: frozenset[str], since: StreamId | None) -> list[Event]:
+    def _expected_opening(
+        self, topics: frozenset[str], since: StreamId | None, last: int | None
+    ) -> list[Event]:
         model = self.model
         opening: list[Event] = []
         after = since
+        reason: ResetReason | None = None
         if since is not None:
-            reason: ResetReason | None = None
             if since < model.floor:
                 reason = "restarted"
             elif model.last_id is None or since > model.last_id:
                 reason, after = "unknown_id", None
             elif gone := model.losses_after(since, topics):
                 reason = max(gone, key=lambda lost: lost.item.id).reason
+        replay = model.cached(topics, after)
+        if last is not None and len(replay) > last:
+            # The newest `last` only: what is older than the newest item left out is not
+            # needed, so only a loss after that item counts (an unknown id stays one).
+            skipped, replay = replay[-last - 1], replay[-last:]
+            hypothesis.event("opening: items left out by last")
+            if reason is not None and reason != "unknown_id":
+                gone = model.losses_after(skipped.id, topics)
+                reason = max(gone, key=lambda lost: lost.item.id).reason if gone else None
+        if since is not None:
             hypothesis.event(f"opening reset: {reason}")
             if reason is not None:
                 opening.append(Reset(reason, since, model.oldest(topics)))
-        replay = model.cached(topics, after)
         opening += replay
         opening.append(Live(model.last_id, len(replay)))
         return opening
