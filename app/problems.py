@@ -102,6 +102,8 @@ def _allowed_methods(request: Request) -> list[str]:
         }
         if any(route.matches(dict(probe))[0] is Match.FULL for route in routes):
             allowed.append(method)
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # every GET route answers HEAD
     return allowed
 
 

@@ -381,11 +381,11 @@ def test_unknown_item_is_404(server: RunningServer, own_client: httpx.Client) ->
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/items", "GET, POST"),
-        ("PUT", "/items", "GET, POST"),
-        ("POST", "/stream", "GET"),
-        ("POST", "/healthz", "GET"),
-        ("DELETE", "/items/k", "GET"),
+        ("DELETE", "/items", "GET, HEAD, POST"),
+        ("PUT", "/items", "GET, HEAD, POST"),
+        ("POST", "/stream", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+        ("DELETE", "/items/k", "GET, HEAD"),
     ],
 )
 def test_wrong_method_is_405_with_every_allowed_method(
