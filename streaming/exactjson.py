@@ -79,9 +79,7 @@ def loads(text: bytes) -> Any:
         if exact is _FAILED or not _encodable(exact):
             raise exc from None
         return exact
-    # Written just as orjson writes it back (compact JSON from a machine, often): then
-    # every number was kept. Else check the numbers of each risky run one by one.
-    if not risky or orjson.dumps(value) == text or not _inexact(text, classes):
+    if not risky or _written_back(value, text) or not _inexact(text, classes):
         return value
     exact = _exactly(text)
     # Deeper than the stdlib parser goes: too deep to be stored, and refused as such.
@@ -89,6 +87,18 @@ def loads(text: bytes) -> Any:
 
 
 _FAILED = object()
+_WHITESPACE = b" \t\n\r"
+
+
+def _written_back(value: Any, text: bytes) -> bool:
+    """Whether orjson writes ``value`` back as ``text``, but for whitespace: then every
+    number was kept (machines often send what orjson writes). Whitespace is dropped in
+    strings too, on both sides alike; numbers hold none, and values are delimited by
+    other bytes, so the numbers still line up one for one."""
+    written = orjson.dumps(value)
+    if written == text:
+        return True
+    return written.translate(None, _WHITESPACE) == text.translate(None, _WHITESPACE)
 
 
 def _exactly(text: bytes) -> Any:

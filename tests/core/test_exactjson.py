@@ -33,7 +33,10 @@ def _value(text: str) -> tuple[bool, Decimal]:
     return text.lstrip("-").isdigit(), Decimal(text)
 
 
-@given(_numbers, st.sampled_from(["{0}", "[{0}]", '{{"a": [1, {0}], "b": "x"}}']))
+@given(
+    _numbers,
+    st.sampled_from(["{0}", "[{0}]", '{{"a": [1, {0}], "b": "x"}}', '["1 2", {0} , " 0.1"]']),
+)
 def test_every_number_comes_back_with_its_value(number: str, shape: str) -> None:
     text = shape.format(number)
     encoded = orjson.dumps(loads(text.encode())).decode()
