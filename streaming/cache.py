@@ -6,6 +6,9 @@ cache is never read through ``[]``/``get`` (which would reorder it), its LRU ord
 write order, so a full cache evicts the oldest items first. Indexes by id, global and
 per topic, serve "everything after id X" in O(log n + k) (`_IdIndex`). Items that leave
 by expiry or eviction are recorded as losses, so a subscriber that needed one can be told.
+
+The topics a read asks for may include patterns (`streaming.patterns`): a read expands
+them to the cached topics they match, a scan of the topic names (not of the items).
 """
 
 from __future__ import annotations
@@ -25,10 +28,20 @@ from .clock import Clock
 from .errors import InvalidId
 from .ids import StreamId
 from .item import Identity, Item
+from .patterns import has_patterns, topic_filter
 
 LossReason = Literal["expired", "evicted"]
 _Key = Identity
 _by_id = attrgetter("id")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    """What the cache holds of one topic: items, their encoded bytes, and the newest id."""
+
+    items: int
+    bytes: int
+    newest: StreamId | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +70,8 @@ class ItemCache:
         self._by_id = _IdIndex()
         self._by_topic: dict[str, _IdIndex] = {}
         self._losses = _LossLog(max_loss_topics)
+        self.topics_version = 0
+        """Bumped whenever a topic appears in or leaves the cache (`topics`)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -95,6 +110,18 @@ class ItemCache:
         self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
         self._by_id = _IdIndex()
         self._by_topic = {}
+        self.topics_version += 1
+
+    def topics(self) -> Collection[str]:
+        """The topics of the cached items (a live view: copy it before an await)."""
+        return self._by_topic.keys()
+
+    def topic_stats(self, topic: str) -> TopicStats:
+        """What the cache holds of ``topic`` (nothing: zeros and None)."""
+        index = self._by_topic.get(topic)
+        if index is None:
+            return TopicStats(0, 0, None)
+        return TopicStats(len(index), index.bytes, index.last())
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""
@@ -115,9 +142,11 @@ class ItemCache:
         *,
         limit: int | None = None,
     ) -> list[Item]:
-        """Cached items after ``since`` on ``topics`` (all when empty), in id order."""
+        """Cached items after ``since`` on ``topics`` (all when empty; names or patterns),
+        in id order."""
         if not topics:
             return self._by_id.after(since, limit)
+        topics = self._expand(topics)
         by_topic = self._by_topic
         parts = [by_topic[t].after(since, limit) for t in topics if t in by_topic]
         if len(parts) == 1:
@@ -128,6 +157,7 @@ class ItemCache:
         """The oldest cached id on ``topics`` (all when empty), or None when there is none."""
         if not topics:
             return self._by_id.first()
+        topics = self._expand(topics)
         firsts = [self._by_topic[t].first() for t in topics if t in self._by_topic]
         return min((first for first in firsts if first is not None), default=None)
 
@@ -135,11 +165,20 @@ class ItemCache:
         """The newest loss on ``topics`` (all when empty) with an id after ``since``, if any."""
         return self._losses.after(since, topics)
 
+    def _expand(self, topics: Collection[str]) -> Collection[str]:
+        """``topics`` with every pattern among them replaced by the cached topics it matches."""
+        chosen = topics if isinstance(topics, frozenset) else frozenset(topics)
+        if not has_patterns(chosen):
+            return topics
+        matches = topic_filter(chosen).matches
+        return [topic for topic in self._by_topic if matches(topic)]
+
     def _index(self, item: Item) -> None:
         self._by_id.add(item)
         index = self._by_topic.get(item.topic)
         if index is None:
             index = self._by_topic[item.topic] = _IdIndex()
+            self.topics_version += 1
         index.add(item)
 
     def _unindex(self, item: Item) -> None:
@@ -148,6 +187,7 @@ class ItemCache:
         index.remove(item.id)
         if not index:
             del self._by_topic[item.topic]
+            self.topics_version += 1
 
     def _lose(self, item: Item, reason: LossReason) -> None:
         self._unindex(item)
@@ -162,12 +202,13 @@ class _IdIndex:
     adding and removing are O(1) amortised, a read is a bisection and a walk past holes.
     """
 
-    __slots__ = ("_head", "_holes", "_ids", "_items")
+    __slots__ = ("_head", "_holes", "_ids", "_items", "bytes")
 
     def __init__(self) -> None:
         self._ids: list[StreamId] = []
         self._items: dict[StreamId, Item] = {}
         self._holes = 0
+        self.bytes = 0
         self._head = 0  # every entry before it is a hole (expiry removes the oldest first)
 
     def __len__(self) -> int:
@@ -185,10 +226,12 @@ class _IdIndex:
             else:
                 ids.insert(at, item.id)
             self._head = min(self._head, at)
+        old = self._items.get(item.id)
+        self.bytes += item.size - (0 if old is None else old.size)
         self._items[item.id] = item
 
     def remove(self, id: StreamId) -> None:
-        del self._items[id]
+        self.bytes -= self._items.pop(id).size
         self._holes += 1
         if self._holes > 64 and 2 * self._holes > len(self._ids):
             items = self._items
@@ -201,6 +244,14 @@ class _IdIndex:
             head += 1
         self._head = head
         return ids[head] if head < len(ids) else None
+
+    def last(self) -> StreamId | None:
+        """The newest id held (trailing holes are rare: a walk back past them)."""
+        ids, items = self._ids, self._items
+        at = len(ids) - 1
+        while at >= self._head and ids[at] not in items:
+            at -= 1
+        return ids[at] if at >= self._head and items else None
 
     def after(self, since: StreamId | None, limit: int | None) -> list[Item]:
         """Items with ids after ``since`` (all when None), in id order, at most ``limit``."""
@@ -300,8 +351,14 @@ class _LossLog:
         self._newest = _newer(self._newest, loss)
 
     def after(self, since: StreamId, topics: Collection[str]) -> Loss | None:
+        chosen = frozenset(topics)
         if not topics:
             candidates: Iterable[Loss | None] = (self._newest,)
+        elif has_patterns(chosen):
+            # Any topic folded out may match a pattern: the folded watermark counts too.
+            matches = topic_filter(chosen).matches
+            found = [loss for topic, loss in self._by_topic.items() if matches(topic)]
+            candidates = (*found, self._folded)
         else:
             candidates = (self._by_topic.get(t, self._folded) for t in topics)
         newest: Loss | None = None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .ids import StreamId
 from .item import Item
+from .patterns import has_patterns, topic_filter
 from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
@@ -236,7 +237,11 @@ def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _L
         return None
     last_id = live[-1].id
     if topics:
-        live = [item for item in live if item.topic in topics]
+        if has_patterns(topics):
+            matches = topic_filter(topics).matches
+            live = [item for item in live if matches(item.topic)]
+        else:
+            live = [item for item in live if item.topic in topics]
     return _Live(live, last_id, live[-1].id if live else None)
 
 
