@@ -144,7 +144,7 @@ class Fanout:
         self._broadcast = broadcast
         # Streams on a pattern are indexed under the pattern, which the published topics
         # reach through the patterns matching them (found once per topic, not per round).
-        self._patterns = patterns or PatternIndex()
+        self._patterns = PatternIndex() if patterns is None else patterns
         self._writers: dict[Writer, None] = {}  # insertion order: fair turns
         self._by_topics: dict[frozenset[str], dict[Writer, None]] = {}
         self._by_topic: dict[str, dict[frozenset[str], None]] = {}
