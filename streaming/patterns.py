@@ -20,9 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 STAR = "*"
-_SEEN_MAX = 4096
-"""Topics whose match a `TopicFilter` remembers; past that it forgets them all and starts
-again, so memory stays bounded however many topics pass."""
+_SEEN_MAX = 1024
+"""Topics whose match a `TopicFilter` remembers (of at most 256 filters kept); past that it
+forgets them all and starts again, so memory stays bounded however many topics pass."""
+_MATCHING_MAX = 65_536
+"""Topics whose matching patterns a `PatternIndex` remembers, likewise."""
 
 
 def is_pattern(topic: str) -> bool:
@@ -125,7 +127,7 @@ class TopicFilter:
         return seen
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def topic_filter(topics: frozenset[str]) -> TopicFilter:
     """The filter of a set of topics asked for (streams on the same topics share it)."""
     return TopicFilter(topics)
@@ -177,7 +179,7 @@ class PatternIndex:
         """The patterns in use that match ``topic``."""
         found = self._matching.get(topic)
         if found is None:
-            if len(self._matching) >= _SEEN_MAX * 16:
+            if len(self._matching) >= _MATCHING_MAX:
                 self._matching.clear()
             found = tuple(text for text, p in self._parsed.items() if p.matches(topic))
             self._matching[topic] = found
