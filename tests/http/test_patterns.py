@@ -108,3 +108,8 @@ def test_publishing_to_a_topic_with_a_star_is_refused_naming_the_item(
     assert [error["loc"] for error in problem["errors"]] == [["body", 1, "topic"]]
     assert "'*'" in problem["errors"][0]["msg"]
     assert client.get("/items").json() == []
+
+
+def test_reading_one_item_by_key_takes_no_pattern(client: httpx.Client) -> None:
+    problem = assert_problem(client.get("/items/k", params={"topic": "prices.*"}), 400)
+    assert "pattern" in problem["detail"]
