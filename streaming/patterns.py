@@ -142,16 +142,18 @@ class PatternIndex:
     """The patterns subscribers use, counted, with the patterns that match each topic.
 
     A publish asks which patterns match its items' topics; the answer is computed once per
-    topic and kept (boundedly), and forgotten whenever a pattern comes or goes, so a publish
-    never scans every subscriber.
+    topic and kept (boundedly), so a publish never scans every subscriber. When a pattern
+    comes, the topics kept are matched against it alone; when it goes, it is taken out of
+    the answers that hold it: neither recomputes an answer against every pattern.
     """
 
-    __slots__ = ("_counts", "_matching", "_parsed")
+    __slots__ = ("_counts", "_matching", "_parsed", "_topics_of")
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
         self._parsed: dict[str, TopicPattern] = {}
         self._matching: dict[str, tuple[str, ...]] = {}
+        self._topics_of: dict[str, set[str]] = {}  # pattern -> kept topics it matches
 
     def __bool__(self) -> bool:
         return bool(self._parsed)
@@ -163,9 +165,15 @@ class PatternIndex:
     def add(self, pattern: str) -> None:
         count = self._counts.get(pattern, 0)
         self._counts[pattern] = count + 1
-        if not count:
-            self._parsed[pattern] = TopicPattern.parse(pattern)
-            self._matching.clear()
+        if count:
+            return
+        parsed = self._parsed[pattern] = TopicPattern.parse(pattern)
+        matched = self._topics_of[pattern] = set()
+        matching = self._matching
+        for topic, found in matching.items():
+            if parsed.matches(topic):
+                matching[topic] = (*found, pattern)
+                matched.add(topic)
 
     def remove(self, pattern: str) -> None:
         count = self._counts[pattern] - 1
@@ -173,7 +181,9 @@ class PatternIndex:
             self._counts[pattern] = count
             return
         del self._counts[pattern], self._parsed[pattern]
-        self._matching.clear()
+        matching = self._matching
+        for topic in self._topics_of.pop(pattern):
+            matching[topic] = tuple(p for p in matching[topic] if p != pattern)
 
     def matching(self, topic: str) -> tuple[str, ...]:
         """The patterns in use that match ``topic``."""
@@ -181,8 +191,12 @@ class PatternIndex:
         if found is None:
             if len(self._matching) >= _MATCHING_MAX:
                 self._matching.clear()
+                for topics in self._topics_of.values():
+                    topics.clear()
             found = tuple(text for text, p in self._parsed.items() if p.matches(topic))
             self._matching[topic] = found
+            for pattern in found:
+                self._topics_of[pattern].add(topic)
         return found
 
     def expand(self, topics: Iterable[str]) -> Iterable[str]:

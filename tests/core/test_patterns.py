@@ -149,3 +149,27 @@ def test_a_pattern_stays_in_use_until_its_last_user_leaves() -> None:
     index.remove("a*")
     assert index.matching("ab") == ()
     assert not index
+
+
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["add", "remove", "match"]), st.text(alphabet="ab*", max_size=3)),
+        max_size=30,
+    )
+)
+def test_a_pattern_index_answers_as_a_scan_of_the_patterns_in_use(
+    steps: list[tuple[str, str]],
+) -> None:
+    index = PatternIndex()
+    in_use: dict[str, int] = {}
+    for action, text in steps:
+        if action == "add":
+            index.add(text)
+            in_use[text] = in_use.get(text, 0) + 1
+        elif action == "remove" and in_use.get(text):
+            index.remove(text)
+            in_use[text] -= 1
+        topic = text.replace("*", "a")
+        expected = {p for p, n in in_use.items() if n and reference(p, topic)}
+        assert set(index.matching(topic)) == expected
+        assert len(index.matching(topic)) == len(expected)
