@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
@@ -32,6 +32,8 @@ from .patterns import has_patterns, topic_filter
 
 LossReason = Literal["expired", "evicted"]
 _Key = Identity
+_MERGE_MOST = 64
+"""Most topics a page of a pattern read merges; past that it walks the items instead."""
 _by_id = attrgetter("id")
 
 
@@ -72,6 +74,8 @@ class ItemCache:
         self._losses = _LossLog(max_loss_topics)
         self.topics_version = 0
         """Bumped whenever a topic appears in or leaves the cache (`topics`)."""
+        self._expansions: dict[frozenset[str], list[str]] = {}
+        self._expansions_version = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -146,7 +150,13 @@ class ItemCache:
         in id order."""
         if not topics:
             return self._by_id.after(since, limit)
-        topics = self._expand(topics)
+        chosen = topics if isinstance(topics, frozenset) else frozenset(topics)
+        if has_patterns(chosen):
+            topics = self._expand(chosen)
+            if limit is not None and len(topics) > _MERGE_MOST:
+                # A page of a pattern matching many topics: merging them all would cost
+                # every topic a bisection; walk the items in id order instead.
+                return self._walk(since, chosen, limit)
         by_topic = self._by_topic
         parts = [by_topic[t].after(since, limit) for t in topics if t in by_topic]
         if len(parts) == 1:
@@ -166,12 +176,28 @@ class ItemCache:
         return self._losses.after(since, topics)
 
     def _expand(self, topics: Collection[str]) -> Collection[str]:
-        """``topics`` with every pattern among them replaced by the cached topics it matches."""
+        """``topics`` with every pattern among them replaced by the cached topics it matches.
+
+        A scan of the topic names, kept until a topic comes or goes (pages of one listing
+        ask again and again).
+        """
         chosen = topics if isinstance(topics, frozenset) else frozenset(topics)
         if not has_patterns(chosen):
             return topics
+        if self._expansions_version != self.topics_version or len(self._expansions) > 64:
+            self._expansions = {}
+            self._expansions_version = self.topics_version
+        expanded = self._expansions.get(chosen)
+        if expanded is None:
+            matches = topic_filter(chosen).matches
+            expanded = self._expansions[chosen] = [t for t in self._by_topic if matches(t)]
+        return expanded
+
+    def _walk(self, since: StreamId | None, chosen: frozenset[str], limit: int) -> list[Item]:
+        """The first ``limit`` items after ``since`` on the chosen topics, found by walking
+        every cached item in id order."""
         matches = topic_filter(chosen).matches
-        return [topic for topic in self._by_topic if matches(topic)]
+        return list(islice((i for i in self._by_id.walk(since) if matches(i.topic)), limit))
 
     def _index(self, item: Item) -> None:
         self._by_id.add(item)
@@ -252,6 +278,15 @@ class _IdIndex:
         while at >= self._head and ids[at] not in items:
             at -= 1
         return ids[at] if at >= self._head and items else None
+
+    def walk(self, since: StreamId | None) -> Iterator[Item]:
+        """Items with ids after ``since``, in id order, lazily (read them with no await)."""
+        ids, items = self._ids, self._items
+        start = self._head if since is None else max(self._head, bisect_right(ids, since))
+        for at in range(start, len(ids)):
+            item = items.get(ids[at])
+            if item is not None:
+                yield item
 
     def after(self, since: StreamId | None, limit: int | None) -> list[Item]:
         """Items with ids after ``since`` (all when None), in id order, at most ``limit``."""

@@ -3,6 +3,8 @@ presence: how many subscriptions receive a topic."""
 
 from __future__ import annotations
 
+import pytest
+
 from streaming import Draft, Item, Live, MemoryBackend, Reset
 from tests.core.helpers import BackendFactory, FakeClock, drain
 
@@ -88,3 +90,16 @@ def test_presence_counts_each_subscription_once_per_topic(backend: MemoryBackend
     assert [presence.subscribers(t) for t in ["p.a", "p.b"]] == [1, 0]
     subscriptions[0].close()
     assert presence.names() == []
+
+
+@pytest.mark.parametrize("topics", [10, 200])  # merged per topic, or walked in id order
+def test_pages_of_a_pattern_read_hold_every_matching_item_once_in_id_order(
+    backend: MemoryBackend, topics: int
+) -> None:
+    published = [publish(backend, f"{'pq'[n % 2]}.{n % topics}") for n in range(3 * topics)]
+    cache = backend.replica.cache
+    expected = [item for item in published if item.topic.startswith("p.")]
+    read: list[Item] = []
+    while page := cache.after(read[-1].id if read else None, frozenset(["p.*"]), limit=7):
+        read += page
+    assert read == expected
