@@ -71,6 +71,7 @@ class ItemCache:
         self._store = _ExpiringStore(max_bytes, clock, self._lose)
         self._by_id = _IdIndex()
         self._by_topic: dict[str, _IdIndex] = {}
+        self._topic_bytes: dict[str, int] = {}  # encoded bytes cached per topic
         self._losses = _LossLog(max_loss_topics)
         self.topics_version = 0
         """Bumped whenever a topic appears in or leaves the cache (`topics`)."""
@@ -114,6 +115,7 @@ class ItemCache:
         self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
         self._by_id = _IdIndex()
         self._by_topic = {}
+        self._topic_bytes = {}
         self.topics_version += 1
 
     def topics(self) -> Collection[str]:
@@ -125,7 +127,7 @@ class ItemCache:
         index = self._by_topic.get(topic)
         if index is None:
             return TopicStats(0, 0, None)
-        return TopicStats(len(index), index.bytes, index.last())
+        return TopicStats(len(index), self._topic_bytes[topic], index.last())
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""
@@ -201,18 +203,24 @@ class ItemCache:
 
     def _index(self, item: Item) -> None:
         self._by_id.add(item)
-        index = self._by_topic.get(item.topic)
+        topic = item.topic
+        index = self._by_topic.get(topic)
         if index is None:
-            index = self._by_topic[item.topic] = _IdIndex()
+            index = self._by_topic[topic] = _IdIndex()
+            self._topic_bytes[topic] = 0
             self.topics_version += 1
         index.add(item)
+        self._topic_bytes[topic] += len(item.frame)
 
     def _unindex(self, item: Item) -> None:
         self._by_id.remove(item.id)
-        index = self._by_topic[item.topic]
+        topic = item.topic
+        index = self._by_topic[topic]
         index.remove(item.id)
-        if not index:
-            del self._by_topic[item.topic]
+        if index:
+            self._topic_bytes[topic] -= len(item.frame)
+        else:
+            del self._by_topic[topic], self._topic_bytes[topic]
             self.topics_version += 1
 
     def _lose(self, item: Item, reason: LossReason) -> None:
@@ -228,13 +236,12 @@ class _IdIndex:
     adding and removing are O(1) amortised, a read is a bisection and a walk past holes.
     """
 
-    __slots__ = ("_head", "_holes", "_ids", "_items", "bytes")
+    __slots__ = ("_head", "_holes", "_ids", "_items")
 
     def __init__(self) -> None:
         self._ids: list[StreamId] = []
         self._items: dict[StreamId, Item] = {}
         self._holes = 0
-        self.bytes = 0
         self._head = 0  # every entry before it is a hole (expiry removes the oldest first)
 
     def __len__(self) -> int:
@@ -252,12 +259,10 @@ class _IdIndex:
             else:
                 ids.insert(at, item.id)
             self._head = min(self._head, at)
-        old = self._items.get(item.id)
-        self.bytes += item.size - (0 if old is None else old.size)
         self._items[item.id] = item
 
     def remove(self, id: StreamId) -> None:
-        self.bytes -= self._items.pop(id).size
+        del self._items[id]
         self._holes += 1
         if self._holes > 64 and 2 * self._holes > len(self._ids):
             items = self._items

@@ -108,12 +108,13 @@ class TopicFilter:
     again and again, and each is then a dictionary lookup.
     """
 
-    __slots__ = ("_seen", "names", "patterns")
+    __slots__ = ("_seen", "has_patterns", "names", "patterns")
 
     def __init__(self, topics: Iterable[str]) -> None:
         topics = frozenset(topics)
         self.names = frozenset(topic for topic in topics if not is_pattern(topic))
         self.patterns = TopicPatterns(topic for topic in topics if is_pattern(topic))
+        self.has_patterns = bool(self.patterns)
         self._seen: dict[str, bool] = {}
 
     def matches(self, topic: str) -> bool:
@@ -135,7 +136,7 @@ def topic_filter(topics: frozenset[str]) -> TopicFilter:
 
 def has_patterns(topics: frozenset[str]) -> bool:
     """Whether any of ``topics`` is a pattern."""
-    return bool(topic_filter(topics).patterns) if topics else False
+    return topic_filter(topics).has_patterns if topics else False
 
 
 class PatternIndex:
