@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from streaming import Draft, InvalidId, Item, StreamId, wall_clock_ms
+from streaming.patterns import is_pattern
 
 from . import __version__
 from .auth import authorize_publish, authorize_read
@@ -270,6 +271,8 @@ async def get_item(
     topics = _parse_topics([topic])
     if not topics:
         raise Problem(400, "topic must not be empty.")
+    if is_pattern(topic):
+        raise Problem(400, f"topic {topic[:64]!r} is a pattern; an item is read from one topic.")
     service = _service(request)
     authorize_read(request, service.settings, topics, access_token)
     await service.backend.sync()

@@ -3,8 +3,10 @@
 Without ``jwt_secret`` reads are open and publishing needs the publish token. With it,
 reads need an HS256 JWT whose ``tailcast.subscribe`` patterns cover every topic asked
 for, and publishing takes the publish token or a JWT whose ``tailcast.publish`` patterns
-cover every posted item's topic. In a pattern ``*`` matches any run of characters and
-nothing else is special (`streaming.patterns`: linear time, whatever the pattern).
+cover every posted item's topic. A topic asked for may be a pattern itself: it is covered
+when one of the token's patterns matches every topic it matches (`TopicPatterns.covers`).
+In a pattern ``*`` matches any run of characters and nothing else is special
+(`streaming.patterns`: linear time, whatever the pattern).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from urllib.parse import unquote_plus
 import jwt
 from starlette.requests import Request
 
-from streaming.patterns import TopicPatterns
+from streaming.patterns import TopicPatterns, is_pattern
 
 from .problems import Problem
 from .settings import Settings
@@ -57,8 +59,11 @@ class Grant:
                 )
             return
         for topic in sorted(topics):
-            if not patterns.matches(topic):
-                raise _forbidden(f"The token does not allow {_VERBS[self.action]} topic {topic!r}.")
+            if not patterns.covers(topic):  # a topic, or a pattern read (every topic it matches)
+                what = "every topic of the pattern" if is_pattern(topic) else "topic"
+                raise _forbidden(
+                    f"The token does not allow {_VERBS[self.action]} {what} {topic!r}."
+                )
 
 
 def authorize_publish(request: Request, settings: Settings, publish_token: str) -> Grant:

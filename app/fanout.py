@@ -24,6 +24,7 @@ import anyio.lowlevel
 
 from streaming import Broadcast
 from streaming.merge import Event, SharedBatches
+from streaming.patterns import PatternIndex
 
 logger = logging.getLogger("tailcast")
 
@@ -139,8 +140,11 @@ class Fanout:
     other topics it was not visited for off its cursor.
     """
 
-    def __init__(self, broadcast: Broadcast) -> None:
+    def __init__(self, broadcast: Broadcast, patterns: PatternIndex | None = None) -> None:
         self._broadcast = broadcast
+        # Streams on a pattern are indexed under the pattern, which the published topics
+        # reach through the patterns matching them (found once per topic, not per round).
+        self._patterns = PatternIndex() if patterns is None else patterns
         self._writers: dict[Writer, None] = {}  # insertion order: fair turns
         self._by_topics: dict[frozenset[str], dict[Writer, None]] = {}
         self._by_topic: dict[str, dict[frozenset[str], None]] = {}
@@ -215,7 +219,7 @@ class Fanout:
         every = self._by_topics.get(frozenset(), {})
         groups = {
             topics: None
-            for topic in {item.topic for item in fresh}
+            for topic in self._patterns.expand({item.topic for item in fresh})
             for topics in self._by_topic.get(topic, ())
         }
         if not groups:

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
 
-from . import __version__, api, dashboard, docs, problems
+from . import __version__, api, dashboard, docs, problems, topics
 from .api import router
 from .auth import redact_access_log
 from .connections import raise_descriptor_limit
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     )
     app.state.tailcast = service
     app.include_router(router)
+    app.include_router(topics.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     problems.install(app)

@@ -14,6 +14,8 @@ NAME_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
 """Keys and topics hold no control characters (C0, DEL, C1) and no line or paragraph
 separator: the rule as a regular expression that ECMA-262 (JSON Schema) and Python read
 alike, so the contract states exactly what the server enforces."""
+TOPIC_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029*]*$"
+"""A published topic is a `Name` without ``*``: the star makes a topic asked for a pattern."""
 LIMIT_MAX = 2**63 - 1
 """The largest ``limit`` a query takes (a signed 64-bit integer)."""
 DATA_DEPTH_MAX = 128
@@ -54,12 +56,28 @@ def _within_depth(data: Any) -> Any:
     return data
 
 
+def _not_a_pattern(value: str) -> str:
+    if "*" in value:
+        raise ValueError("must not contain '*', which makes a topic a pattern (reserved)")
+    return value
+
+
 Name = Annotated[
     str,
     Field(
         min_length=1, max_length=NAME_MAX, strict=True, json_schema_extra={"pattern": NAME_PATTERN}
     ),
     AfterValidator(_printable),
+]
+
+
+Topic = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=NAME_MAX, strict=True, json_schema_extra={"pattern": TOPIC_PATTERN}
+    ),
+    AfterValidator(_printable),
+    AfterValidator(_not_a_pattern),
 ]
 
 
@@ -72,7 +90,9 @@ class ItemIn(BaseModel):
         description=f"Any JSON value, nesting arrays and objects at most {DATA_DEPTH_MAX} deep."
     )
     key: Name | None = Field(None, description="Identity within the topic; defaults to the id.")
-    topic: Name = Field(DEFAULT_TOPIC, description="Topic the item belongs to.")
+    topic: Topic = Field(
+        DEFAULT_TOPIC, description="Topic the item belongs to; '*' is reserved for patterns."
+    )
     ttl: Annotated[float, Field(strict=True, gt=0)] | None = Field(
         None, description="Seconds to keep the item; null means the server's default."
     )

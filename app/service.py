@@ -35,7 +35,8 @@ class Service:
     connections: ConnectionGuard = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.fanout = Fanout(self.backend.replica.broadcast)
+        replica = self.backend.replica
+        self.fanout = Fanout(replica.broadcast, replica.presence.patterns)
         self.stream_starts = Turnstile(STREAM_STARTS_PER_TURN)
         self.connections = ConnectionGuard(Limits.of(self.settings, descriptor_limit()))
         self.metrics = Metrics(self.backend, self.connections)

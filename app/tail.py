@@ -47,7 +47,8 @@ def add_parser(commands: Subcommands) -> None:
         action="append",
         default=[],
         metavar="T",
-        help="only this topic (repeatable; default: every topic)",
+        help="only this topic, or every topic this pattern matches ('prices.*': '*' matches "
+        "any run of characters); repeatable; default: every topic",
     )
     parser.add_argument("--since", metavar="ID", type=_stream_id, help="only items after this id")
     parser.add_argument("--limit", metavar="N", type=positive_int, help="exit after N items")

@@ -6,6 +6,9 @@ cache is never read through ``[]``/``get`` (which would reorder it), its LRU ord
 write order, so a full cache evicts the oldest items first. Indexes by id, global and
 per topic, serve "everything after id X" in O(log n + k) (`_IdIndex`). Items that leave
 by expiry or eviction are recorded as losses, so a subscriber that needed one can be told.
+
+The topics a read asks for may include patterns (`streaming.patterns`): a read expands
+them to the cached topics they match, a scan of the topic names (not of the items).
 """
 
 from __future__ import annotations
@@ -25,10 +28,22 @@ from .clock import Clock
 from .errors import InvalidId
 from .ids import StreamId
 from .item import Identity, Item
+from .patterns import has_patterns, topic_filter
 
 LossReason = Literal["expired", "evicted"]
 _Key = Identity
+_MERGE_MOST = 64
+"""Most topics a page of a pattern read merges; past that it walks the items instead."""
 _by_id = attrgetter("id")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStats:
+    """What the cache holds of one topic: items, their encoded bytes, and the newest id."""
+
+    items: int
+    bytes: int
+    newest: StreamId | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +71,12 @@ class ItemCache:
         self._store = _ExpiringStore(max_bytes, clock, self._lose)
         self._by_id = _IdIndex()
         self._by_topic: dict[str, _IdIndex] = {}
+        self._topic_bytes: dict[str, int] = {}  # encoded bytes cached per topic
         self._losses = _LossLog(max_loss_topics)
+        self.topics_version = 0
+        """Bumped whenever a topic appears in or leaves the cache (`topics`)."""
+        self._expansions: dict[frozenset[str], list[str]] = {}
+        self._expansions_version = 0
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -95,6 +115,19 @@ class ItemCache:
         self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
         self._by_id = _IdIndex()
         self._by_topic = {}
+        self._topic_bytes = {}
+        self.topics_version += 1
+
+    def topics(self) -> Collection[str]:
+        """The topics of the cached items (a live view: copy it before an await)."""
+        return self._by_topic.keys()
+
+    def topic_stats(self, topic: str) -> TopicStats:
+        """What the cache holds of ``topic`` (nothing: zeros and None)."""
+        index = self._by_topic.get(topic)
+        if index is None:
+            return TopicStats(0, 0, None)
+        return TopicStats(len(index), self._topic_bytes[topic], index.last())
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""
@@ -115,9 +148,17 @@ class ItemCache:
         *,
         limit: int | None = None,
     ) -> list[Item]:
-        """Cached items after ``since`` on ``topics`` (all when empty), in id order."""
+        """Cached items after ``since`` on ``topics`` (all when empty; names or patterns),
+        in id order."""
         if not topics:
             return self._by_id.after(since, limit)
+        chosen = topics if isinstance(topics, frozenset) else frozenset(topics)
+        if has_patterns(chosen):
+            topics = self._expand(chosen)
+            if limit is not None and len(topics) > _MERGE_MOST:
+                # A page of a pattern matching many topics: merging them all would cost
+                # every topic a bisection; walk the items in id order instead.
+                return self._walk(since, chosen, limit)
         by_topic = self._by_topic
         parts = [by_topic[t].after(since, limit) for t in topics if t in by_topic]
         if len(parts) == 1:
@@ -125,10 +166,11 @@ class ItemCache:
         return list(islice(heapq.merge(*parts, key=_by_id), limit))
 
     def newest(self, since: StreamId | None, topics: Collection[str] = ()) -> Iterator[Item]:
-        """Cached items after ``since`` on ``topics`` (all when empty), newest first; read
-        it before the cache changes (no await in between)."""
+        """Cached items after ``since`` on ``topics`` (all when empty; names or patterns),
+        newest first; read it before the cache changes (no await in between)."""
         if not topics:
             return self._by_id.newest(since)
+        topics = self._expand(topics)
         by_topic = self._by_topic
         parts = [by_topic[t].newest(since) for t in topics if t in by_topic]
         if len(parts) == 1:
@@ -139,6 +181,7 @@ class ItemCache:
         """The oldest cached id on ``topics`` (all when empty), or None when there is none."""
         if not topics:
             return self._by_id.first()
+        topics = self._expand(topics)
         firsts = [self._by_topic[t].first() for t in topics if t in self._by_topic]
         return min((first for first in firsts if first is not None), default=None)
 
@@ -146,19 +189,51 @@ class ItemCache:
         """The newest loss on ``topics`` (all when empty) with an id after ``since``, if any."""
         return self._losses.after(since, topics)
 
+    def _expand(self, topics: Collection[str]) -> Collection[str]:
+        """``topics`` with every pattern among them replaced by the cached topics it matches.
+
+        A scan of the topic names, kept until a topic comes or goes (pages of one listing
+        ask again and again).
+        """
+        chosen = topics if isinstance(topics, frozenset) else frozenset(topics)
+        if not has_patterns(chosen):
+            return topics
+        if self._expansions_version != self.topics_version or len(self._expansions) > 64:
+            self._expansions = {}
+            self._expansions_version = self.topics_version
+        expanded = self._expansions.get(chosen)
+        if expanded is None:
+            matches = topic_filter(chosen).matches
+            expanded = self._expansions[chosen] = [t for t in self._by_topic if matches(t)]
+        return expanded
+
+    def _walk(self, since: StreamId | None, chosen: frozenset[str], limit: int) -> list[Item]:
+        """The first ``limit`` items after ``since`` on the chosen topics, found by walking
+        every cached item in id order."""
+        matches = topic_filter(chosen).matches
+        return list(islice((i for i in self._by_id.walk(since) if matches(i.topic)), limit))
+
     def _index(self, item: Item) -> None:
         self._by_id.add(item)
-        index = self._by_topic.get(item.topic)
+        topic = item.topic
+        index = self._by_topic.get(topic)
         if index is None:
-            index = self._by_topic[item.topic] = _IdIndex()
+            index = self._by_topic[topic] = _IdIndex()
+            self._topic_bytes[topic] = 0
+            self.topics_version += 1
         index.add(item)
+        self._topic_bytes[topic] += len(item.frame)
 
     def _unindex(self, item: Item) -> None:
         self._by_id.remove(item.id)
-        index = self._by_topic[item.topic]
+        topic = item.topic
+        index = self._by_topic[topic]
         index.remove(item.id)
-        if not index:
-            del self._by_topic[item.topic]
+        if index:
+            self._topic_bytes[topic] -= len(item.frame)
+        else:
+            del self._by_topic[topic], self._topic_bytes[topic]
+            self.topics_version += 1
 
     def _lose(self, item: Item, reason: LossReason) -> None:
         self._unindex(item)
@@ -218,6 +293,23 @@ class _IdIndex:
         ids, items = self._ids, self._items
         stop = self._head if since is None else max(self._head, bisect_right(ids, since))
         for at in range(len(ids) - 1, stop - 1, -1):
+            item = items.get(ids[at])
+            if item is not None:
+                yield item
+
+    def last(self) -> StreamId | None:
+        """The newest id held (trailing holes are rare: a walk back past them)."""
+        ids, items = self._ids, self._items
+        at = len(ids) - 1
+        while at >= self._head and ids[at] not in items:
+            at -= 1
+        return ids[at] if at >= self._head and items else None
+
+    def walk(self, since: StreamId | None) -> Iterator[Item]:
+        """Items with ids after ``since``, in id order, lazily (read them with no await)."""
+        ids, items = self._ids, self._items
+        start = self._head if since is None else max(self._head, bisect_right(ids, since))
+        for at in range(start, len(ids)):
             item = items.get(ids[at])
             if item is not None:
                 yield item
@@ -320,8 +412,14 @@ class _LossLog:
         self._newest = _newer(self._newest, loss)
 
     def after(self, since: StreamId, topics: Collection[str]) -> Loss | None:
+        chosen = frozenset(topics)
         if not topics:
             candidates: Iterable[Loss | None] = (self._newest,)
+        elif has_patterns(chosen):
+            # Any topic folded out may match a pattern: the folded watermark counts too.
+            matches = topic_filter(chosen).matches
+            found = [loss for topic, loss in self._by_topic.items() if matches(topic)]
+            candidates = (*found, self._folded)
         else:
             candidates = (self._by_topic.get(t, self._folded) for t in topics)
         newest: Loss | None = None

@@ -57,6 +57,7 @@ __all__ = [
     "StoredItem",
     "Subscription",
     "TailcastClient",
+    "TopicInfo",
     "Unauthorized",
     "Unavailable",
     "Unprocessable",
@@ -178,6 +179,34 @@ class LiveEvent:
 
 Event = StoredItem | ResetEvent | LiveEvent
 """What a `Subscription` yields."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """One topic as ``GET /topics`` lists it: its cached ``items`` and their ``bytes``, the
+    id of its ``newest`` item (None if none), and the server's open streams that receive it
+    (``subscribers``: by name, by pattern, or on every topic)."""
+
+    topic: str
+    items: int
+    bytes: int
+    newest: str | None
+    subscribers: int
+
+    @classmethod
+    def from_json(cls, value: Any) -> TopicInfo:
+        """Build from a decoded topic object; raise `ClientError` if it is not one."""
+        try:
+            newest = value["newest"]
+            return cls(
+                topic=str(value["topic"]),
+                items=int(value["items"]),
+                bytes=int(value["bytes"]),
+                newest=None if newest is None else str(newest),
+                subscribers=int(value["subscribers"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClientError(f"the server sent something not a topic: {value!r:.200}") from exc
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -371,6 +400,39 @@ class TailcastClient:
             raise _problem_error(response)
         return response.text
 
+    # Reading.
+
+    async def topics(
+        self, topics: Iterable[str] = (), *, after: str | None = None, limit: int | None = None
+    ) -> list[TopicInfo]:
+        """One page of ``GET /topics``: the topics with cached items or open streams, sorted
+        by name, after ``after``, at most ``limit`` (the server's default when None).
+
+        ``topics``: only these names and patterns (all if empty). For the next page, pass
+        the last topic's name as ``after``; a page shorter than ``limit`` is the last.
+        Sends ``subscriber_token`` as a bearer token. Raises a `ProblemError` subclass if
+        the server refuses.
+        """
+        chosen = [topics] if isinstance(topics, str) else list(topics)
+        params: dict[str, Any] = {"topic": chosen}
+        if after is not None:
+            params["after"] = after
+        if limit is not None:
+            params["limit"] = limit
+        headers = {}
+        if self._subscriber_token is not None:
+            headers["Authorization"] = f"Bearer {self._subscriber_token}"
+        response = await self._http.get("/topics", params=params, headers=headers)
+        if response.status_code != 200:
+            raise _problem_error(response)
+        try:
+            values = response.json()
+        except ValueError:
+            values = None
+        if not isinstance(values, list):
+            raise ClientError(f"the server's answer is not an array: {response.text[:200]!r}")
+        return [TopicInfo.from_json(value) for value in values]
+
     # Subscribing.
 
     def subscribe(
@@ -385,7 +447,9 @@ class TailcastClient:
     ) -> Subscription:
         """A stream of the cached items in id order, then live ones, resumed on drops.
 
-        ``topics``: only these (all if empty). ``since``: only items after this id.
+        ``topics``: only these (all if empty); one holding ``*`` is a pattern
+        (``prices.*``), which follows every matching topic. ``since``: only items after
+        this id.
         ``limit``: end after this many items, counted across reconnects.
         ``last``: replay only the newest this many cached items (after ``since``); once an
         item has arrived, a reconnect resumes after it, skipping nothing.

@@ -10,12 +10,13 @@ when items it needed have left the cache.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .ids import StreamId
 from .item import Item
+from .patterns import has_patterns, topic_filter
 from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class Subscription:
     ) -> None:
         self._replica = replica
         self._topics = topics
+        # With patterns among the topics, live items are matched (cached per topic).
+        self._matches = topic_filter(topics).matches if has_patterns(topics) else None
         self._remaining = limit
         self._last_sent = since
         self._closed = False
@@ -100,9 +103,9 @@ class Subscription:
         if self._cursor == end:
             return []
         if shared is None:
-            live = _live_after(broadcast, self._cursor, self._topics)
+            live = _live_after(broadcast, self._cursor, self._topics, self._matches)
         else:
-            live = shared.live_after(broadcast, self._cursor, self._topics)
+            live = shared.live_after(broadcast, self._cursor, self._topics, self._matches)
         if live is None:
             self._catch_up()
             return self._limited(self._take_pending())
@@ -239,14 +242,23 @@ class _Live:
     """The id of the last of ``items``, if any: derived once for every subscriber."""
 
 
-def _live_after(broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:
-    """The log from ``cursor`` (not empty) filtered to ``topics``; None if overrun."""
+def _live_after(
+    broadcast: Broadcast,
+    cursor: int,
+    topics: frozenset[str],
+    matches: Callable[[str], bool] | None = None,
+) -> _Live | None:
+    """The log from ``cursor`` (not empty) filtered to ``topics`` (by ``matches`` when
+    they hold patterns); None if overrun."""
     live = broadcast.read(cursor)
     if live is None:
         return None
     last_id = live[-1].id
     if topics:
-        live = [item for item in live if item.topic in topics]
+        if matches is not None:
+            live = [item for item in live if matches(item.topic)]
+        else:
+            live = [item for item in live if item.topic in topics]
     return _Live(live, last_id, live[-1].id if live else None)
 
 
@@ -263,10 +275,16 @@ class SharedBatches:
     def __init__(self) -> None:
         self._batches: dict[tuple[int, frozenset[str]], _Live | None] = {}
 
-    def live_after(self, broadcast: Broadcast, cursor: int, topics: frozenset[str]) -> _Live | None:
+    def live_after(
+        self,
+        broadcast: Broadcast,
+        cursor: int,
+        topics: frozenset[str],
+        matches: Callable[[str], bool] | None = None,
+    ) -> _Live | None:
         key = (cursor, topics)
         try:
             return self._batches[key]
         except KeyError:
-            live = self._batches[key] = _live_after(broadcast, cursor, topics)
+            live = self._batches[key] = _live_after(broadcast, cursor, topics, matches)
             return live

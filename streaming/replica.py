@@ -11,6 +11,7 @@ from .counters import Counters
 from .ids import StreamId
 from .item import Item
 from .merge import Subscription
+from .presence import Presence
 
 
 class Replica:
@@ -36,6 +37,8 @@ class Replica:
         self._split: tuple[StreamId, StreamId | None] | None = None
         self.counters = Counters()
         self._subscriptions: set[Subscription] = set()
+        self.presence = Presence()
+        """Who listens to what: open subscriptions by topic name and pattern."""
 
     @property
     def subscriber_count(self) -> int:
@@ -97,6 +100,7 @@ class Replica:
         """Register for live items and take the replay snapshot, in one step (no await)."""
         subscription = Subscription(self, frozenset(topics), since, limit, last=last)
         self._subscriptions.add(subscription)
+        self.presence.add(subscription.topics)
         return subscription
 
     def snapshot(
@@ -134,4 +138,6 @@ class Replica:
         self.broadcast.close()
 
     def release(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            self.presence.remove(subscription.topics)

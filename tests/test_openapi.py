@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from app.main import create_app
-from app.schemas import LIMIT_MAX, NAME_MAX, NAME_PATTERN
+from app.schemas import LIMIT_MAX, NAME_MAX, NAME_PATTERN, TOPIC_PATTERN
 from app.settings import Settings
 from tests.support import run_server
 
 CONTRACT = Path(__file__).resolve().parent.parent / "openapi.yaml"
-COMPONENTS = ("ItemIn", "ItemOut", "Health", "ProblemDetails")
+COMPONENTS = ("ItemIn", "ItemOut", "Health", "ProblemDetails", "TopicOut")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 Doc = dict[str, Any]
@@ -401,6 +401,8 @@ def test_documented_limits_are_the_ones_the_app_enforces(documented: Doc) -> Non
     name, item = schemas["Name"], schemas["ItemIn"]["properties"]
     assert (name["pattern"], name["maxLength"]) == (NAME_PATTERN, NAME_MAX)
     assert (item["key"]["pattern"], item["key"]["maxLength"]) == (NAME_PATTERN, NAME_MAX)
+    topic_name = schemas["TopicName"]
+    assert (topic_name["pattern"], topic_name["maxLength"]) == (TOPIC_PATTERN, NAME_MAX)
     assert (item["ttl"]["minimum"], item["ttl"]["maximum"]) == (
         defaults.ttl_min,
         defaults.ttl_max,

@@ -14,6 +14,8 @@
   const REPLAY_FRAME_MS = 250;
   const MAX_FLASHES = 40;
   const TITLE_CHARS = 2000;
+  const TOPICS_SHOWN = 200;
+  const TOPICS_EVERY_MS = 2000;
   const SUBSCRIBER_TOKEN = "tailcast.subscriberToken";
   const PUBLISH_TOKEN = "tailcast.publishToken";
 
@@ -456,6 +458,7 @@
   function applyTopics(next) {
     topics = next;
     topicInput.value = topics.join(", ");
+    showPicked();
     const url = new URL(location.href);
     url.searchParams.delete("topic");
     for (const topic of topics) url.searchParams.append("topic", topic);
@@ -474,6 +477,110 @@
     if (token) sessionStorage.setItem(SUBSCRIBER_TOKEN, token);
     else sessionStorage.removeItem(SUBSCRIBER_TOKEN);
     openStream();
+  });
+
+  // The topic list: GET /topics, picked to filter ------------------------------------------------
+
+  const topicList = $("topic-list");
+  const topicsNote = $("topics-note");
+  const allTopics = $("all-topics");
+  let listed = []; // the last GET /topics answer
+
+  async function fetchTopics(filter) {
+    const url = endpoint("topics");
+    for (const topic of filter) url.searchParams.append("topic", topic);
+    url.searchParams.set("limit", String(TOPICS_SHOWN));
+    const response = await fetch(url, {
+      headers: authHeaders(subscriberToken()),
+      cache: "no-store",
+    });
+    if (!response.ok) {
+      const problem = await readProblem(response);
+      const error = new Error(`${problem.status} ${problem.title}` +
+        (problem.detail ? ` — ${problem.detail}` : ""));
+      error.status = response.status;
+      throw error;
+    }
+    return response.json();
+  }
+
+  async function pollTopics() {
+    try {
+      let answer;
+      try {
+        answer = await fetchTopics([]);
+        topicsNote.hidden = true;
+      } catch (error) {
+        // A token that may not read every topic may still list the chosen ones.
+        if (error.status !== 403 || !topics.length) throw error;
+        answer = await fetchTopics(topics);
+        topicsNote.textContent = "Only the chosen topics: the token cannot list every topic.";
+        topicsNote.hidden = false;
+      }
+      listed = Array.isArray(answer) ? answer : [];
+      if (listed.length >= TOPICS_SHOWN) {
+        topicsNote.textContent = `The first ${TOPICS_SHOWN} topics by name.`;
+        topicsNote.hidden = false;
+      }
+      showTopics();
+    } catch (error) {
+      topicsNote.textContent = `/topics unavailable: ${error.message}`;
+      topicsNote.hidden = false;
+    }
+    setTimeout(pollTopics, TOPICS_EVERY_MS);
+  }
+
+  function showTopics() {
+    const items = listed.map((entry) => {
+      const topic = String(entry.topic);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "topic-pick";
+      button.dataset.topic = topic;
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = topic;
+      chip.title = topic;
+      chip.style.setProperty("--hue", String(topicHue(topic)));
+      const counts = document.createElement("span");
+      counts.className = "counts";
+      const cached = Number(entry.items);
+      const subscribers = Number(entry.subscribers);
+      counts.textContent = `${numberFormat.format(cached)} ${cached === 1 ? "item" : "items"} · ` +
+        `${numberFormat.format(subscribers)} ${subscribers === 1 ? "stream" : "streams"}`;
+      counts.title = `${bytes(Number(entry.bytes))}; newest ${entry.newest ?? "none"}`;
+      button.append(chip, counts);
+      const li = document.createElement("li");
+      li.append(button);
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No topics yet.";
+      items.push(li);
+    }
+    topicList.replaceChildren(...items);
+    showPicked();
+  }
+
+  function showPicked() {
+    for (const button of topicList.querySelectorAll(".topic-pick")) {
+      const picked = topics.length === 1 && topics[0] === button.dataset.topic;
+      button.setAttribute("aria-pressed", String(picked));
+    }
+    allTopics.setAttribute("aria-pressed", String(!topics.length));
+  }
+
+  topicList.addEventListener("click", (event) => {
+    const button = event.target.closest(".topic-pick");
+    if (!button) return;
+    const topic = button.dataset.topic;
+    // Picking the shown topic again goes back to every topic.
+    applyTopics(topics.length === 1 && topics[0] === topic ? [] : [topic]);
+  });
+  allTopics.addEventListener("click", () => {
+    if (topics.length) applyTopics([]);
   });
 
   // /stats and the chart ------------------------------------------------------------------------
@@ -751,4 +858,5 @@
   tokenInput.value = subscriberToken();
   openStream();
   pollStats();
+  pollTopics();
 })();

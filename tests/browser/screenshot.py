@@ -96,7 +96,7 @@ def main() -> None:
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )
         context = browser.new_context(
-            viewport={"width": 1280, "height": 800},
+            viewport={"width": 1280, "height": 1000},
             color_scheme="dark" if args.dark else "light",
         )
         page = context.new_page()

@@ -5,7 +5,6 @@ what a double holds."""
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.http.helpers import events, take, until_live
-from tests.support import RunningServer, run_server
+from tests.support import RunningServer
 
 # Each as orjson would write it, were it able to: the server must give back this text.
 NUMBERS = [
@@ -86,21 +85,6 @@ def test_a_batch_keeps_every_number_exactly(server: RunningServer, client: httpx
     texts = re.findall(r',"data":(.*?),"created_at":', listed)
     assert texts == NUMBERS
     assert re.findall(r',"data":(.*?),"created_at":', posted.text) == NUMBERS
-
-
-def test_another_instance_of_a_redis_log_gives_the_same_numbers(backend: str) -> None:
-    if backend != "redis":
-        pytest.skip("instances share a log only on Redis")
-    same_log = {"redis_prefix": f"test-{secrets.token_hex(6)}"}
-    body = "[" + ",".join(f'{{"data":{number}}}' for number in NUMBERS) + "]"
-    with run_server(**same_log) as first, httpx.Client(base_url=first.url, timeout=5) as client:
-        assert _post(client, first, body).status_code == 201
-        with (
-            run_server(**same_log) as later,
-            httpx.Client(base_url=later.url, timeout=5) as reader,
-        ):
-            listed = reader.get("/items").text
-    assert re.findall(r',"data":(.*?),"created_at":', listed) == NUMBERS
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])

@@ -85,6 +85,19 @@ def test_last_counts_only_the_streams_topics(server: RunningServer, client: http
     assert item_ids(replayed) == [items[4]["id"], items[7]["id"]]
 
 
+def test_last_counts_the_items_of_the_topics_a_pattern_matches(
+    server: RunningServer, client: httpx.Client
+) -> None:
+    topics = ["p.a", "q", "p.b", "p.a", "q", "p.c"]
+    items = publish(client, server.auth, [{"topic": t, "data": n} for n, t in enumerate(topics)])
+    on_p = [item["id"] for item in items if item["topic"].startswith("p.")]
+    replayed, live = _replay(client, {"topic": "p.*", "last": 3})
+    assert item_ids(replayed) == on_p[-3:]
+    assert live.data == {"cutoff": items[-1]["id"], "replayed": 3}
+    listed = client.get("/items", params={"topic": "p.*", "last": 2}).json()
+    assert [item["id"] for item in listed] == on_p[-2:]
+
+
 def test_last_keeps_the_latest_item_per_key(server: RunningServer, client: httpx.Client) -> None:
     items = publish(client, server.auth, [{"key": k, "data": n} for n, k in enumerate("abab")])
     replayed, _ = _replay(client, {"last": 1})
