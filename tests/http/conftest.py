@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests import support
 from tests.redis_support import redis_process
+from tests.support import RunningServer
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"], autouse=True)
@@ -24,3 +26,10 @@ def backend(
             yield "redis"
         finally:
             support.DEFAULTS.pop("backend", None)
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[httpx.Client]:
+    """A client of the module's server (its `server` fixture)."""
+    with httpx.Client(base_url=server.url, timeout=5) as client:
+        yield client

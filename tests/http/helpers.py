@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent
+from httpx_sse import ServerSentEvent, connect_sse
 
 PROBLEM_JSON = "application/problem+json"
 STINGY_RCVBUF = 64 * 1024
@@ -88,6 +88,18 @@ def until_live(stream: Iterator[Event]) -> tuple[list[Event], Event]:
             return before, event
         before.append(event)
     raise AssertionError(f"stream ended before 'live': {before}")
+
+
+def replay(
+    client: httpx.Client,
+    params: Mapping[str, Any] | None = None,
+    *,
+    last_event_id: str | None = None,
+) -> tuple[list[Event], Event]:
+    """The events a new stream sends before `live`, and the `live` event."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    with connect_sse(client, "GET", "/stream", params=params, headers=headers) as source:
+        return until_live(events(source.iter_sse()))
 
 
 def item_ids(stream_events: list[Event]) -> list[str]:

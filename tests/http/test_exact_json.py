@@ -5,7 +5,6 @@ what a double holds."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -48,12 +47,6 @@ def _data_text(item_json: str) -> str:
 def _post(client: httpx.Client, server: RunningServer, body: str) -> httpx.Response:
     headers = {**server.auth, "Content-Type": "application/json"}
     return client.post("/items", content=body, headers=headers)
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 @pytest.mark.parametrize("number", NUMBERS)

@@ -4,7 +4,6 @@ it answers the headers and ends, opening no stream."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,12 +15,6 @@ from tests.support import RunningServer, run_server
 _FRAMING = {"date", "content-length", "transfer-encoding"}
 # Bodies that change between two requests (counters, clocks).
 _CHANGING = {"/stats", "/metrics", "/healthz"}
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def _get(client: httpx.Client, path: str) -> httpx.Response:

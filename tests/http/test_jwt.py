@@ -41,12 +41,6 @@ def server() -> Iterator[RunningServer]:
         yield server
 
 
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
 def mint(
     subscribe: list[str] | None = None,
     publish: list[str] | None = None,

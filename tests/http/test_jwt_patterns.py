@@ -27,12 +27,6 @@ def server() -> Iterator[RunningServer]:
         yield server
 
 
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
 def test_a_covered_pattern_is_streamed(server: RunningServer, client: httpx.Client) -> None:
     stored = publish(
         client,

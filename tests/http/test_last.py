@@ -4,38 +4,22 @@ then goes live; `GET /items` lists those N. Items left out on purpose are no los
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
 from tests.http.helpers import (
-    Event,
     assert_problem,
     events,
     item_ids,
     publish,
     publish_many,
+    replay,
     take,
     until_live,
 )
 from tests.support import RunningServer, run_server
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
-def _replay(
-    client: httpx.Client, params: dict[str, Any], last_event_id: str | None = None
-) -> tuple[list[Event], Event]:
-    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
-    with connect_sse(client, "GET", "/stream", params=params, headers=headers) as source:
-        return until_live(events(source.iter_sse()))
 
 
 def test_last_replays_the_newest_n_items_then_goes_live(
@@ -55,21 +39,21 @@ def test_the_live_event_counts_the_items_replayed(
     server: RunningServer, client: httpx.Client
 ) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
-    assert _replay(client, {})[1].data == {"cutoff": ids[-1], "replayed": 3}
-    assert _replay(client, {"since": ids[0]})[1].data == {"cutoff": ids[-1], "replayed": 2}
+    assert replay(client, {})[1].data == {"cutoff": ids[-1], "replayed": 3}
+    assert replay(client, {"since": ids[0]})[1].data == {"cutoff": ids[-1], "replayed": 2}
 
 
 def test_last_beyond_the_cache_replays_all_of_it(
     server: RunningServer, client: httpx.Client
 ) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
-    replayed, live = _replay(client, {"last": 10})
+    replayed, live = replay(client, {"last": 10})
     assert item_ids(replayed) == ids
     assert live.data == {"cutoff": ids[-1], "replayed": 3}
 
 
 def test_last_on_an_empty_cache_replays_nothing(client: httpx.Client) -> None:
-    replayed, live = _replay(client, {"last": 3})
+    replayed, live = replay(client, {"last": 3})
     assert (replayed, live.data) == ([], {"cutoff": None, "replayed": 0})
 
 
@@ -78,10 +62,10 @@ def test_last_counts_only_the_streams_topics(server: RunningServer, client: http
         client, server.auth, [{"topic": t, "data": n} for n, t in enumerate("abcabcab")]
     )
     on_a_or_c = [item["id"] for item in items if item["topic"] in "ac"]
-    replayed, live = _replay(client, {"topic": ["a", "c"], "last": 3})
+    replayed, live = replay(client, {"topic": ["a", "c"], "last": 3})
     assert item_ids(replayed) == on_a_or_c[-3:]
     assert live.data == {"cutoff": items[-1]["id"], "replayed": 3}
-    replayed, _ = _replay(client, {"topic": "b", "last": 2})
+    replayed, _ = replay(client, {"topic": "b", "last": 2})
     assert item_ids(replayed) == [items[4]["id"], items[7]["id"]]
 
 
@@ -91,7 +75,7 @@ def test_last_counts_the_items_of_the_topics_a_pattern_matches(
     topics = ["p.a", "q", "p.b", "p.a", "q", "p.c"]
     items = publish(client, server.auth, [{"topic": t, "data": n} for n, t in enumerate(topics)])
     on_p = [item["id"] for item in items if item["topic"].startswith("p.")]
-    replayed, live = _replay(client, {"topic": "p.*", "last": 3})
+    replayed, live = replay(client, {"topic": "p.*", "last": 3})
     assert item_ids(replayed) == on_p[-3:]
     assert live.data == {"cutoff": items[-1]["id"], "replayed": 3}
     listed = client.get("/items", params={"topic": "p.*", "last": 2}).json()
@@ -100,17 +84,17 @@ def test_last_counts_the_items_of_the_topics_a_pattern_matches(
 
 def test_last_keeps_the_latest_item_per_key(server: RunningServer, client: httpx.Client) -> None:
     items = publish(client, server.auth, [{"key": k, "data": n} for n, k in enumerate("abab")])
-    replayed, _ = _replay(client, {"last": 1})
+    replayed, _ = replay(client, {"last": 1})
     assert item_ids(replayed) == [items[3]["id"]]
-    replayed, _ = _replay(client, {"last": 5})
+    replayed, _ = replay(client, {"last": 5})
     assert item_ids(replayed) == [items[2]["id"], items[3]["id"]]
 
 
 def test_last_applies_after_since(server: RunningServer, client: httpx.Client) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 6)]
-    assert item_ids(_replay(client, {"since": ids[0], "last": 2})[0]) == ids[4:]
-    assert item_ids(_replay(client, {"since": ids[3], "last": 5})[0]) == ids[4:]
-    assert item_ids(_replay(client, {"since": "0-0", "last": 1})[0]) == ids[5:]
+    assert item_ids(replay(client, {"since": ids[0], "last": 2})[0]) == ids[4:]
+    assert item_ids(replay(client, {"since": ids[3], "last": 5})[0]) == ids[4:]
+    assert item_ids(replay(client, {"since": "0-0", "last": 1})[0]) == ids[5:]
 
 
 def test_a_resume_with_last_event_id_replays_everything_after_it_whatever_last_says(
@@ -119,7 +103,7 @@ def test_a_resume_with_last_event_id_replays_everything_after_it_whatever_last_s
     # EventSource reconnects with the URL it opened (`?last=2`) and Last-Event-ID: the
     # resume must not skip what was published while it was away.
     ids = [item["id"] for item in publish_many(client, server.auth, 6)]
-    replayed, live = _replay(client, {"last": 2}, last_event_id=ids[1])
+    replayed, live = replay(client, {"last": 2}, last_event_id=ids[1])
     assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[2:]]
     assert live.data == {"cutoff": ids[-1], "replayed": 4}
 
@@ -131,7 +115,7 @@ def test_items_left_out_on_purpose_bring_no_reset() -> None:
     ):
         ids = [item["id"] for item in publish_many(client, server.auth, 5)]
         # ids[0] and ids[1] were evicted; ids[2] is cached but left out by `last=2`.
-        replayed, _ = _replay(client, {"since": ids[0], "last": 2})
+        replayed, _ = replay(client, {"since": ids[0], "last": 2})
         assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[3:]]
 
 
@@ -142,7 +126,7 @@ def test_a_loss_inside_the_newest_n_still_brings_a_reset() -> None:
     ):
         ids = [item["id"] for item in publish_many(client, server.auth, 5)]
         # All three cached items fit in `last=3`: ids[1], evicted, would have been due.
-        replayed, live = _replay(client, {"since": ids[0], "last": 3})
+        replayed, live = replay(client, {"since": ids[0], "last": 3})
         assert live.data["replayed"] == 3
         reset, *rest = replayed
         assert (reset.event, reset.data) == (
@@ -157,9 +141,9 @@ def test_history_before_a_restart_left_out_on_purpose_brings_no_reset() -> None:
         issued = publish(client, old.auth, {"data": "before"})["id"]
     with run_server() as new, httpx.Client(base_url=new.url, timeout=5) as client:
         fresh = [item["id"] for item in publish_many(client, new.auth, 3)]
-        replayed, _ = _replay(client, {"since": issued, "last": 2})
+        replayed, _ = replay(client, {"since": issued, "last": 2})
         assert [(e.event, e.id) for e in replayed] == [("item", i) for i in fresh[1:]]
-        replayed, _ = _replay(client, {"since": issued, "last": 3})
+        replayed, _ = replay(client, {"since": issued, "last": 3})
         assert [e.event for e in replayed] == ["reset", "item", "item", "item"]
         assert replayed[0].data["reason"] == "restarted"
 

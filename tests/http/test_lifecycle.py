@@ -11,14 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO
 
 import anyio
 import httpx
-import pytest
 from anyio.abc import TaskStatus
 from httpx_sse import aconnect_sse, connect_sse
 
@@ -44,12 +43,6 @@ def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def test_open_streams_count_as_subscribers(server: RunningServer, client: httpx.Client) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
-import pytest
 from httpx_sse import connect_sse
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,12 +15,6 @@ from tests.http.helpers import Event, events, publish, publish_many, take, until
 from tests.support import RunningServer, run_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def _scrape(client: httpx.Client) -> Samples:

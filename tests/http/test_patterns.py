@@ -21,12 +21,6 @@ def server() -> Iterator[RunningServer]:
         yield server
 
 
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
 def _seed(client: httpx.Client, server: RunningServer) -> list[dict[str, object]]:
     stored: list[dict[str, object]] = publish(
         client,

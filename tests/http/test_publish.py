@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,12 +11,6 @@ import pytest
 from app import __version__
 from tests.http.helpers import assert_problem, publish, publish_many, sid, strictly_increasing
 from tests.support import RunningServer, run_server
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def test_posted_item_is_returned_with_id_and_timestamps(

@@ -5,35 +5,24 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.http.helpers import Event, events, item_ids, publish, publish_many, take, until_live
+from tests.http.helpers import (
+    events,
+    item_ids,
+    publish,
+    publish_many,
+    replay,
+    take,
+    until_live,
+)
 from tests.support import RunningServer, run_server
 
 FUTURE_ID = "99999999999999-0"
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
-def _replay(
-    client: httpx.Client,
-    *,
-    last_event_id: str | None = None,
-    params: dict[str, Any] | None = None,
-) -> tuple[list[Event], Event]:
-    """The events a new stream sends before `live`, and the `live` event."""
-    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
-    with connect_sse(client, "GET", "/stream", headers=headers, params=params) as source:
-        return until_live(events(source.iter_sse()))
 
 
 def test_reconnect_with_last_event_id_resumes_exactly_after_it(
@@ -60,27 +49,27 @@ def test_reconnect_with_last_event_id_resumes_exactly_after_it(
 
 def test_since_resumes_exactly_after_it(server: RunningServer, client: httpx.Client) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 5)]
-    replayed, _ = _replay(client, params={"since": ids[1]})
+    replayed, _ = replay(client, params={"since": ids[1]})
     assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[2:]]
 
 
 def test_last_event_id_wins_over_since(server: RunningServer, client: httpx.Client) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 6)]
-    replayed, _ = _replay(client, last_event_id=ids[1], params={"since": ids[3]})
+    replayed, _ = replay(client, last_event_id=ids[1], params={"since": ids[3]})
     assert item_ids(replayed) == ids[2:]
 
 
 def test_empty_since_counts_as_absent(server: RunningServer, client: httpx.Client) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
-    replayed, _ = _replay(client, params={"since": ""})
+    replayed, _ = replay(client, params={"since": ""})
     assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids]
 
 
 def test_empty_last_event_id_counts_as_absent(server: RunningServer, client: httpx.Client) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 4)]
-    assert _replay(client, last_event_id="")[0] == _replay(client)[0]
+    assert replay(client, last_event_id="")[0] == replay(client)[0]
     # Absent, so `since` applies.
-    replayed, _ = _replay(client, last_event_id="", params={"since": ids[1]})
+    replayed, _ = replay(client, last_event_id="", params={"since": ids[1]})
     assert [(e.event, e.id) for e in replayed] == [("item", i) for i in ids[2:]]
 
 
@@ -88,7 +77,7 @@ def test_resuming_from_a_cached_id_sends_no_reset(
     server: RunningServer, client: httpx.Client
 ) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 9)]
-    replayed, _ = _replay(client, last_event_id=ids[4])
+    replayed, _ = replay(client, last_event_id=ids[4])
     assert [e.event for e in replayed] == ["item"] * 4
     assert item_ids(replayed) == ids[5:]
 
@@ -97,7 +86,7 @@ def test_resuming_from_the_newest_id_replays_nothing(
     server: RunningServer, client: httpx.Client
 ) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
-    replayed, live = _replay(client, last_event_id=ids[-1])
+    replayed, live = replay(client, last_event_id=ids[-1])
     assert replayed == []
     assert live.data == {"cutoff": ids[-1], "replayed": 0}
 
@@ -109,7 +98,7 @@ def test_resuming_past_a_replaced_item_sends_no_reset(
     start = publish(client, server.auth, {"key": "start", "data": 0})
     publish(client, server.auth, {"key": "k", "data": 1})
     newer = publish(client, server.auth, {"key": "k", "data": 2})
-    replayed, _ = _replay(client, last_event_id=start["id"])
+    replayed, _ = replay(client, last_event_id=start["id"])
     assert [(e.event, e.id) for e in replayed] == [("item", newer["id"])]
 
 
@@ -121,7 +110,7 @@ def test_resuming_on_fresh_history_sends_reset_restarted() -> None:
 
     with run_server() as new, httpx.Client(base_url=new.url, timeout=5) as client:
         fresh = publish(client, new.auth, {"data": "after restart"})
-        replayed, live = _replay(client, last_event_id=issued[1])
+        replayed, live = replay(client, last_event_id=issued[1])
         reset, *rest = replayed
         assert reset.event == "reset"
         assert reset.data == {"reason": "restarted", "requested": issued[1], "oldest": fresh["id"]}
@@ -135,7 +124,7 @@ def test_resuming_on_fresh_history_with_nothing_cached_sends_reset_then_live() -
         issued = publish(client, old.auth, {"data": 1})["id"]
 
     with run_server() as new, httpx.Client(base_url=new.url, timeout=5) as client:
-        replayed, live = _replay(client, last_event_id=issued)
+        replayed, live = replay(client, last_event_id=issued)
         assert [(e.event, e.data) for e in replayed] == [
             ("reset", {"reason": "restarted", "requested": issued, "oldest": None})
         ]
@@ -211,8 +200,8 @@ def test_a_later_instance_replays_the_same_view_as_one_that_saw_every_write(
                     views.append(
                         (
                             reader.get("/items").json(),
-                            _replay(reader),
-                            _replay(reader, last_event_id=posted[0]["id"]),
+                            replay(reader),
+                            replay(reader, last_event_id=posted[0]["id"]),
                         )
                     )
 
@@ -237,7 +226,7 @@ def test_resuming_from_an_id_never_issued_sends_reset_then_everything_cached(
     server: RunningServer, client: httpx.Client
 ) -> None:
     ids = [item["id"] for item in publish_many(client, server.auth, 3)]
-    replayed, live = _replay(client, last_event_id=FUTURE_ID)
+    replayed, live = replay(client, last_event_id=FUTURE_ID)
     reset, *rest = replayed
     assert reset.event == "reset"
     assert reset.data == {"reason": "unknown_id", "requested": FUTURE_ID, "oldest": ids[0]}
@@ -252,7 +241,7 @@ def test_resuming_from_before_an_expired_item_sends_reset_expired() -> None:
         after = publish(client, server.auth, {"key": "after", "data": 2})
         _wait_until_gone(client, short)
 
-        replayed, live = _replay(client, last_event_id=before["id"])
+        replayed, live = replay(client, last_event_id=before["id"])
         reset, *rest = replayed
         assert reset.event == "reset"
         assert reset.data == {
@@ -271,7 +260,7 @@ def test_resuming_from_after_an_expired_item_sends_no_reset() -> None:
         latest = publish(client, server.auth, {"key": "latest", "data": 3})
         _wait_until_gone(client, short)
 
-        replayed, _ = _replay(client, last_event_id=after["id"])
+        replayed, _ = replay(client, last_event_id=after["id"])
         assert [(e.event, e.id) for e in replayed] == [("item", latest["id"])]
 
 
@@ -282,7 +271,7 @@ def test_resuming_from_before_an_evicted_item_sends_reset_evicted() -> None:
     ):
         ids = [item["id"] for item in publish_many(client, server.auth, 5)]
         # The cache holds the newest three; ids[0] and ids[1] were evicted.
-        replayed, _ = _replay(client, last_event_id=ids[0])
+        replayed, _ = replay(client, last_event_id=ids[0])
         reset, *rest = replayed
         assert reset.event == "reset"
         assert reset.data == {"reason": "evicted", "requested": ids[0], "oldest": ids[2]}
@@ -297,7 +286,7 @@ def test_losses_on_other_topics_do_not_reset_a_filtered_stream() -> None:
         b = publish(client, server.auth, [{"topic": "b", "data": n} for n in range(2)])
         a = publish(client, server.auth, [{"topic": "a", "data": n} for n in range(3)])
         # Both "b" items were evicted; nothing on "a" was lost.
-        replayed, _ = _replay(client, last_event_id=b[0]["id"], params={"topic": "a"})
+        replayed, _ = replay(client, last_event_id=b[0]["id"], params={"topic": "a"})
         assert [(e.event, e.id) for e in replayed] == [("item", item["id"]) for item in a]
 
 
@@ -305,7 +294,7 @@ def test_topic_filter_applies_to_resumed_streams(
     server: RunningServer, client: httpx.Client
 ) -> None:
     items = publish(client, server.auth, [{"topic": t, "data": n} for n, t in enumerate("abab")])
-    replayed, _ = _replay(client, last_event_id=items[0]["id"], params={"topic": "a"})
+    replayed, _ = replay(client, last_event_id=items[0]["id"], params={"topic": "a"})
     assert [(e.event, e.id) for e in replayed] == [("item", items[2]["id"])]
 
 
@@ -323,8 +312,8 @@ def test_resuming_from_0_0_replays_everything_without_a_reset(
     # "0-0" comes before every id: it means "from the start", whatever the log's age.
     published = publish_many(client, server.auth, 3)
     if how == "since":
-        replayed, _live = _replay(client, params={"since": "0-0"})
+        replayed, _live = replay(client, params={"since": "0-0"})
     else:
-        replayed, _live = _replay(client, last_event_id="0-0")
+        replayed, _live = replay(client, last_event_id="0-0")
     assert [e.event for e in replayed] == ["item"] * 3
     assert item_ids(replayed) == [item["id"] for item in published]

@@ -3,22 +3,13 @@ counters move as items are published and delivered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 from httpx_sse import connect_sse
 
 from tests.http.helpers import events, publish_many, take, until_live
 from tests.support import RunningServer
 
 RESET_REASONS = {"expired", "evicted", "restarted", "unknown_id"}
-
-
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def test_stats_has_every_field_with_its_type(backend: str, client: httpx.Client) -> None:

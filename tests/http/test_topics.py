@@ -14,12 +14,6 @@ from tests.http.helpers import Event, assert_problem, events, publish, until_liv
 from tests.support import RunningServer
 
 
-@pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
 def _topics(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:
     response = client.get("/topics", params=params)
     assert response.status_code == 200, response.text
