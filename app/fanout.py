@@ -5,11 +5,12 @@ that has caught up and whose connection takes writes without blocking hands itse
 the `Fanout`: one task that, after each publish, polls every such stream's subscription
 and writes what is ready in one non-blocking write. Items published while it writes
 pile up in the log and go out together in the next round, so under load each write
-carries several items. Within a round, streams at the same place on the same topics
-share one batch, read, filtered and encoded as a chunk once (`Round`), which leaves
-little more than the write itself per stream. A stream whose connection stops taking
-writes (the client reads slowly) is handed back to its own task, which waits for the
-socket to drain; it can never hold up the others.
+carries several items; after a round that saw several publishes, the next waits as long
+as that round took, so that it carries twice as many per write. Within a round, streams
+at the same place on the same topics share one batch, read, filtered and encoded as a
+chunk once (`Round`), which leaves little more than the write itself per stream. A
+stream whose connection stops taking writes (the client reads slowly) is handed back to
+its own task, which waits for the socket to drain; it can never hold up the others.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ _SETTLE_MAX = 0.002
 _SLICE = 64
 """Streams a round writes before it lets other tasks run (a publish is answered between
 two slices, not after the whole round)."""
+_BUSY = 2
+"""Items published during a round from which the fan-out counts as busy: it then pauses
+before the next round (`Fanout._gather`)."""
+_GATHER_MAX = 0.02
+"""Longest (s) the fan-out pauses after a busy round."""
 
 
 class Connection:
@@ -186,7 +192,9 @@ class Fanout:
                 nudged = broadcast.nudges != nudges
                 writers = self._concerned(flushed_end, nudged)
                 flushed_end, nudges = broadcast.end, broadcast.nudges
+                began = time.monotonic()
                 await self._flush_all(writers)
+                await self._gather(flushed_end, time.monotonic() - began)
         finally:
             for writer in list(self._writers):
                 self._release(writer)
@@ -205,6 +213,19 @@ class Fanout:
             await anyio.lowlevel.checkpoint()
             if broadcast.end == end or time.monotonic() >= deadline:
                 return
+
+    async def _gather(self, began_at: int, took: float) -> None:
+        """After a busy round, pause as long as it took (at most `_GATHER_MAX`).
+
+        Under a steady flow of publishes rounds would follow one another back to back, each
+        write carrying what came during one round. A write costs the server (and the
+        client) about the same whatever it carries, so pausing for as long as the round
+        took halves the writes for the same items, at the price of one round's latency;
+        at rates where a round sees fewer than `_BUSY` publishes, rounds start at once.
+        Publishes are answered during the pause as at any other time.
+        """
+        if self._broadcast.end - began_at >= _BUSY:
+            await anyio.sleep(min(took, _GATHER_MAX))
 
     def _concerned(self, since: int, nudged: bool) -> list[Writer]:
         """The streams a round visits: every one after a nudge (or when the log outran
