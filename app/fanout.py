@@ -29,6 +29,7 @@ from streaming.merge import Event, SharedBatches
 logger = logging.getLogger("tailcast")
 
 _HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
+_CYCLE_ATTRIBUTES = ("transport", "flow", "disconnected", "message_event")
 _SETTLE_MAX = 0.002
 """Longest (s) a round waits for publishes already under way."""
 _SLICE = 64
@@ -58,7 +59,7 @@ class Connection:
         cycle = getattr(send, "__self__", None)
         if type(cycle).__module__ != _HTTPTOOLS_CYCLE:
             return None
-        if not all(hasattr(cycle, name) for name in ("transport", "flow", "disconnected")):
+        if not all(hasattr(cycle, name) for name in _CYCLE_ATTRIBUTES):
             return None  # a uvicorn whose internals moved: stay on the ASGI path
         return cls(cycle)
 
@@ -79,6 +80,11 @@ class Connection:
     def abort(self) -> None:
         """Drop the connection now, unsent data and all (a client that stopped reading)."""
         self._cycle.transport.abort()
+
+    def wake(self) -> None:
+        """End a wait for the request's next message (ASGI ``receive``) under way: it
+        returns an empty body part, or the disconnect if the client left meanwhile."""
+        self._cycle.message_event.set()
 
 
 class Round:

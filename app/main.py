@@ -98,13 +98,15 @@ class _Tailcast(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            scope[SERVER_SEND] = send
+            server_send = send
             send = with_response_headers(scope, send)
             handler = _FAST_ROUTES.get((scope["method"], scope["path"]))
             if handler is not None and not self.user_middleware and not scope.get("root_path"):
                 scope["app"] = self
                 await self._serve_fast(handler, Request(scope, receive), send)
                 return
+            # Past middleware, responses find the server's own send here (`server_send`).
+            scope[SERVER_SEND] = server_send
         await super().__call__(scope, receive, send)
 
     async def _serve_fast(self, handler: _Handler, request: Request, send: Send) -> None:

@@ -101,20 +101,29 @@ def _guard_of(app: object) -> ConnectionGuard | None:
 
 
 class _Guarded:
-    """The connection limits, for uvicorn's HTTP protocols (mixed in before them)."""
+    """The connection limits, for uvicorn's HTTP protocols (mixed in before them).
 
-    _guard: ConnectionGuard | None = None
-    _counted = False
-    _refused = False
-    _head_bytes = 0
-    _deadline: asyncio.TimerHandle | None = None
-    _waits_since: Any = None  # the request cycle the deadline runs for (None: the first)
+    Its state lives in slots: uvicorn's protocol already has 27 attributes, and an
+    instance dict past 30 keys stops sharing its keys with the class's other instances
+    (1.3 KiB more per connection, every open stream included).
+    """
+
+    __slots__ = ("_counted", "_deadline", "_guard", "_head_bytes", "_refused", "_waits_since")
+    _guard: ConnectionGuard | None
+    _counted: bool
+    _refused: bool
+    _head_bytes: int
+    _deadline: asyncio.TimerHandle | None
+    _waits_since: Any  # the request cycle the deadline runs for (None: the first)
     # What the uvicorn protocol provides.
     transport: asyncio.Transport
     cycle: Any
     config: Any
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._counted = self._refused = False
+        self._head_bytes = 0
+        self._deadline = self._waits_since = None
         super().connection_made(transport)  # type: ignore[misc]
         self._guard = guard = _guard_of(self.config.loaded_app) if _USABLE else None
         if guard is None:
