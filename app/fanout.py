@@ -194,6 +194,9 @@ class Fanout:
                 # At once if items or a nudge came while the last round was under way.
                 if broadcast.nudges == nudges:
                     await broadcast.wake_up(flushed_end)
+                if not self._writers:  # a stream parks caught up: nothing to flush for it
+                    flushed_end, nudges = broadcast.end, broadcast.nudges
+                    continue
                 await self._settle()
                 nudged = broadcast.nudges != nudges
                 writers = self._concerned(flushed_end, nudged)
