@@ -14,20 +14,40 @@ from starlette.types import Message, Scope, Send
 
 _NOSNIFF = (b"x-content-type-options", b"nosniff")
 _NO_STORE = (b"cache-control", b"no-store")
+_Header = tuple[bytes, bytes]
+_PLAIN: tuple[frozenset[bytes], tuple[_Header, ...]] = (frozenset({_NOSNIFF[0]}), (_NOSNIFF,))
+_WITH_TOKEN: tuple[frozenset[bytes], tuple[_Header, ...]] = (
+    frozenset({_NOSNIFF[0], _NO_STORE[0]}),
+    (_NOSNIFF, _NO_STORE),
+)
 
 
-def with_response_headers(scope: Scope, send: Send) -> Send:
-    """``send``, adding the headers above to the response's start."""
-    replaced = {_NOSNIFF[0], _NO_STORE[0]} if carries_token(scope) else {_NOSNIFF[0]}
-    added = [_NOSNIFF, _NO_STORE] if len(replaced) == 2 else [_NOSNIFF]
+class ResponseHeaders:
+    """The server's ``send``, adding the headers above to the response's start.
 
-    async def sending(message: Message) -> None:
+    One small object per request (every open stream keeps its own): the header sets are
+    shared. ``server_send`` is the server's own ``send``, for responses that write their
+    body to the connection directly (`app.stream`).
+    """
+
+    __slots__ = ("_added", "_replaced", "server_send")
+
+    def __init__(self, scope: Scope, send: Send) -> None:
+        self._replaced, self._added = _WITH_TOKEN if carries_token(scope) else _PLAIN
+        self.server_send = send
+
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            replaced = self._replaced
             headers = [h for h in message.get("headers", ()) if h[0].lower() not in replaced]
-            message["headers"] = headers + added
-        await send(message)
+            headers += self._added
+            message["headers"] = headers
+        await self.server_send(message)
 
-    return sending
+
+def with_response_headers(scope: Scope, send: Send) -> ResponseHeaders:
+    """``send``, adding the headers above to the response's start."""
+    return ResponseHeaders(scope, send)
 
 
 def carries_token(scope: Scope) -> bool:

@@ -101,21 +101,24 @@ class _Tailcast(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = as_get(scope)
-            scope[SERVER_SEND] = send
+            server_send = send
             send = with_response_headers(scope, send)
             handler = _FAST_ROUTES.get((scope["method"], scope["path"]))
             if handler is not None and not self.user_middleware and not scope.get("root_path"):
                 scope["app"] = self
-                await self._serve_fast(handler, Request(scope, receive), send)
+                # Only the response outlives the handler (an open stream keeps nothing else).
+                response = await self._respond(handler, Request(scope, receive))
+                await response(scope, receive, send)
                 return
+            # Past middleware, responses find the server's own send here (`server_send`).
+            scope[SERVER_SEND] = server_send
         await super().__call__(scope, receive, send)
 
-    async def _serve_fast(self, handler: _Handler, request: Request, send: Send) -> None:
+    async def _respond(self, handler: _Handler, request: Request) -> Response:
         try:
-            response = await handler(request)
+            return await handler(request)
         except Exception as exc:
-            response = await self._handle(request, exc)
-        await response(request.scope, request.receive, send)
+            return await self._handle(request, exc)
 
     async def _handle(self, request: Request, exc: Exception) -> Response:
         for cls in type(exc).__mro__:

@@ -265,3 +265,39 @@ async def test_a_publish_visits_only_the_streams_on_its_topics_and_a_nudge_visit
         backend.replica.close()
     assert after_publish == [1, 0, 1, 0]
     assert after_nudge == [2, 1, 2, 1]
+
+
+async def test_after_a_round_that_saw_several_publishes_the_next_one_waits() -> None:
+    # Under a steady flow of publishes, back-to-back rounds would each carry what came in
+    # one round; pausing for half the last round's time lets the next carry more per write.
+    backend = MemoryBackend()
+    broadcast = backend.replica.broadcast
+    fanout = Fanout(broadcast)
+    rounds: list[tuple[float, float]] = []  # (first flush, last flush) of each round
+
+    class _Slow(_Recorder):
+        def flush(self, current: Round) -> bool:
+            time.sleep(0.00005)  # a write to a busy socket: rounds take a while
+            now = time.monotonic()
+            if self is writers[0]:
+                rounds.append((now, now))
+            else:
+                rounds[-1] = (rounds[-1][0], now)
+            if self is writers[100] and len(rounds) == 1:
+                backend.publish_now([Draft(2)])  # answered between two slices
+                backend.publish_now([Draft(3)])
+            return super().flush(current)
+
+    writers = [_Slow() for _ in range(200)]
+    for writer in writers:
+        fanout.add(writer)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(fanout.run)
+        await anyio.sleep(0.01)
+        backend.publish_now([Draft(1)])
+        await anyio.sleep(0.2)
+        backend.replica.close()
+    (first_began, first_ended), (second_began, _) = rounds[:2]  # a last round at the close
+    took = first_ended - first_began
+    # Half the round, at most 10 ms; timers may wake a little early.
+    assert second_began - first_ended >= min(took / 2, 0.01) / 2, (took, second_began - first_ended)
