@@ -89,6 +89,7 @@ class RedisBackend(Backend):
         # in the log: applied as built for the answer (never parsed and encoded again) once
         # this replica has applied that entry.
         self._mine: dict[StreamId, list[Item]] = {}
+        self._writing = 0  # publishes waiting for Redis's answer
 
     @property
     def healthy(self) -> bool:
@@ -207,7 +208,11 @@ class RedisBackend(Backend):
                 pipe.evalsha(_PUBLISH_SHA, 2, *args, *payloads)
                 if self._wait_replicas:
                     pipe.wait(self._wait_replicas, self._wait_timeout_ms)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
+                self._writing += 1
+                try:
+                    replies: list[Any] = await pipe.execute(raise_on_error=False)
+                finally:
+                    self._writing -= 1
             ids = replies[0]
             if not isinstance(ids, NoScriptError):
                 break
@@ -344,6 +349,10 @@ class RedisBackend(Backend):
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
                 continue
+            if self._writing:
+                # Redis answers a publish and wakes this read at the same moment: let an
+                # answer that came with it apply its own items, which this read then skips.
+                await anyio.lowlevel.checkpoint()
             for entries in _entries(response):
                 await self._apply(entries)
 
