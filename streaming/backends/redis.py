@@ -41,6 +41,7 @@ from ..ids import StreamId
 from ..item import Draft, Item
 from . import _scripts
 from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
+from ._redis_exchange import exchange
 from .base import Backend
 
 logger = logging.getLogger("tailcast.redis")
@@ -112,9 +113,6 @@ class RedisBackend(Backend):
             socket_connect_timeout=2,
             retry=Retry(ExponentialBackoff(), 0),
         )
-        # The tail takes XREAD's reply as the parser built it: redis-py's conversion into
-        # tuples and dicts cost more than everything else the tail does with an entry.
-        self._tail_client.set_response_callback("XREAD", _as_received)
         self._ensure_script = self._commands.register_script(_scripts.ENSURE_EPOCH)
         try:
             self._epoch = await self._ensure_epoch()
@@ -203,16 +201,15 @@ class RedisBackend(Backend):
         publisher = self._require(self._publisher)
         min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
         args = (self._stream, self._epoch_key, self._epoch or "", min_id, self._max_len)
+        commands: list[tuple[Any, ...]] = [("EVALSHA", _PUBLISH_SHA, 2, *args, *payloads)]
+        if self._wait_replicas:
+            commands.append(("WAIT", self._wait_replicas, self._wait_timeout_ms))
         while True:
-            async with publisher.pipeline(transaction=False) as pipe:
-                pipe.evalsha(_PUBLISH_SHA, 2, *args, *payloads)
-                if self._wait_replicas:
-                    pipe.wait(self._wait_replicas, self._wait_timeout_ms)
-                self._writing += 1
-                try:
-                    replies: list[Any] = await pipe.execute(raise_on_error=False)
-                finally:
-                    self._writing -= 1
+            self._writing += 1
+            try:
+                replies = await exchange(publisher, commands)
+            finally:
+                self._writing -= 1
             ids = replies[0]
             if not isinstance(ids, NoScriptError):
                 break
@@ -402,14 +399,14 @@ class RedisBackend(Backend):
         The check runs first on the same connection, which redis-py may have reopened to
         another server since the last read. ``ROLE`` runs right after the read: a master
         that a failover turned into a replica goes on answering reads, from a copy of the
-        new master that lacks what we read from it before.
+        new master that lacks what we read from it before. Replies come as the parser built
+        them (`exchange`): redis-py's conversion of XREAD's into tuples and dicts cost more
+        than everything else the tail does with an entry.
         """
+        read = ("XREAD", "COUNT", _TAIL_COUNT, "BLOCK", self._block_ms, "STREAMS", self._stream)
+        commands = [("EVALSHA", _HOLDS_SHA, 1, self._stream, after), (*read, after), ("ROLE",)]
         while True:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(_HOLDS_SHA, 1, self._stream, after)
-                pipe.xread({self._stream: after}, count=_TAIL_COUNT, block=self._block_ms)
-                pipe.role()
-                held, response, role = await pipe.execute(raise_on_error=False)
+            held, response, role = await exchange(client, commands)
             if not isinstance(held, NoScriptError):
                 break
             await client.script_load(_scripts.HOLDS)
@@ -527,10 +524,6 @@ def _stream_id(raw: bytes | str) -> StreamId:
     """An id Redis generated: trusted, so parsed without `StreamId.parse`'s checks."""
     ms, _, seq = (raw if isinstance(raw, bytes) else raw.encode()).partition(b"-")
     return StreamId(int(ms), int(seq))
-
-
-def _as_received(response: Any, **options: Any) -> Any:
-    return response
 
 
 def _entries(response: Any) -> list[list[list[Any]]]:
