@@ -40,6 +40,7 @@ from ..errors import BackendUnavailable
 from ..ids import StreamId
 from ..item import Draft, Item
 from . import _scripts
+from ._grouped import GroupedWrites
 from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
 from ._redis_exchange import exchange
 from .base import Backend
@@ -91,6 +92,7 @@ class RedisBackend(Backend):
         # this replica has applied that entry.
         self._mine: dict[StreamId, list[Item]] = {}
         self._writing = 0  # publishes waiting for Redis's answer
+        self._writes = GroupedWrites(self._write)
 
     @property
     def healthy(self) -> bool:
@@ -151,7 +153,7 @@ class RedisBackend(Backend):
         self._ensure_open()
         ttls = [self.config.ttl_ms(draft.ttl_ms) for draft in drafts]
         payloads = [_encode(draft, ttl) for draft, ttl in zip(drafts, ttls, strict=True)]
-        follows, ids = await self._write(payloads)
+        follows, ids = await self._writes.write(payloads)
         items: list[Item] = []
         for raw, draft, ttl in zip(ids, drafts, ttls, strict=True):
             id = _stream_id(raw)
