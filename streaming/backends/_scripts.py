@@ -29,11 +29,14 @@ end
 
 # KEYS: stream, epoch. ARGV: the epoch the caller writes in, MINID for trimming, MAXLEN,
 # then one payload per item. Refuses to write into another epoch: the caller must resync.
+# Returns the id of the entry the new ones follow ('' if the stream is empty), then theirs:
+# a caller that has read up to that entry can apply its items without reading them back.
 PUBLISH = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('EPOCH the log started a new epoch; resync first')
 end
-local ids = {}
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local ids = {last[1] and last[1][1] or ''}
 for i = 4, #ARGV do
   ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[i])
 end

@@ -3,7 +3,10 @@
 Every publish is an ``XADD`` (a batch is one Lua script, so its ids are consecutive and
 nothing interleaves); Redis assigns the ids, so every instance sees the same ones. Each
 process runs one tail loop (``XREAD BLOCK`` on a connection of its own) that feeds the
-local `Replica`, so replay, merge and slow-subscriber handling are the core's.
+local `Replica`, so replay, merge and slow-subscriber handling are the core's. A publish
+whose entries directly follow the last entry the replica applied (the script says which
+entry they follow) applies its items itself, without waiting for the tail, which then
+skips them.
 
 History can be lost (a flush, a restart without persistence, a failover to a replica
 that lacked recent writes). The log is organised in epochs: an epoch starts with a
@@ -38,7 +41,9 @@ from ..errors import BackendUnavailable
 from ..ids import StreamId
 from ..item import Draft, Item
 from . import _scripts
+from ._grouped import GroupedWrites
 from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
+from ._redis_exchange import exchange
 from .base import Backend
 
 logger = logging.getLogger("tailcast.redis")
@@ -83,9 +88,12 @@ class RedisBackend(Backend):
         self._healthy = False
         self._advanced: anyio.Event | None = None
         self._acked: StreamId | None = None  # the newest id a publish here answered with
-        # Items published here, built for the answer, until the tail reads them back: the
-        # tail takes them as they are instead of parsing and encoding them again.
-        self._published: dict[StreamId, Item] = {}
+        # Batches published here and not applied yet, by the id of the entry each follows
+        # in the log: applied as built for the answer (never parsed and encoded again) once
+        # this replica has applied that entry.
+        self._mine: dict[StreamId, list[Item]] = {}
+        self._writing = 0  # publishes waiting for Redis's answer
+        self._writes = GroupedWrites(self._write)
 
     @property
     def healthy(self) -> bool:
@@ -144,20 +152,34 @@ class RedisBackend(Backend):
 
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
         self._ensure_open()
-        payloads = [_encode(draft, self.config.ttl_ms(draft.ttl_ms)) for draft in drafts]
-        ids = await self._write(payloads)
-        items = [
-            _item(StreamId.parse(id), payload) for id, payload in zip(ids, payloads, strict=True)
-        ]
+        ttls = [self.config.ttl_ms(draft.ttl_ms) for draft in drafts]
+        payloads = [_encode(draft, ttl) for draft, ttl in zip(drafts, ttls, strict=True)]
+        follows, ids = await self._writes.write(payloads)
+        items: list[Item] = []
+        for raw, draft, ttl in zip(ids, drafts, ttls, strict=True):
+            id = _stream_id(raw)
+            # Built as every instance builds it from the entry (`_item`): times from the id.
+            items.append(Item.create(id, draft, created_at=id.ms, expires_at=id.ms + ttl))
         self.replica.counters.published += len(items)
-        self._published.update((item.id, item) for item in items)
-        # Answered now; the tail applies the items (with others, in one fan-out round).
-        # Reads on this instance wait for them instead (`sync`).
         if self._acked is None or items[-1].id > self._acked:
             self._acked = items[-1].id
+        if follows is not None and items[-1].id > self._position():
+            self._mine[follows] = items
+            self._apply_mine()
         return items
 
-    async def _write(self, payloads: list[bytes]) -> list[str]:
+    def _apply_mine(self) -> None:
+        """Apply the batches published here that follow what this replica has applied, as
+        the tail would on reading them: nothing of another writer's lies in between. A
+        batch that follows entries not applied yet waits for the tail to apply those."""
+        mine, applied = self._mine, False
+        while mine and (items := mine.pop(self._position(), None)) is not None:
+            self.replica.apply(items)
+            applied = True
+        if applied:
+            self._wake()
+
+    async def _write(self, payloads: list[bytes]) -> tuple[StreamId | None, list[bytes]]:
         """Append ``payloads`` to the log; 503 (`BackendUnavailable`) when this Redis cannot
         take writes now, or when too few replicas confirmed them in time."""
         for attempt in range(2):
@@ -175,18 +197,22 @@ class RedisBackend(Backend):
             return ids
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write_once(self, payloads: list[bytes]) -> list[str]:
+    async def _write_once(self, payloads: list[bytes]) -> tuple[StreamId | None, list[bytes]]:
         """The publish script and its ``WAIT``, pipelined on one connection: the WAIT
-        confirms exactly this connection's write."""
+        confirms exactly this connection's write. Returns the id of the entry the new ones
+        follow (None if the log held none) and the new ids."""
         publisher = self._require(self._publisher)
         min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
         args = (self._stream, self._epoch_key, self._epoch or "", min_id, self._max_len)
+        commands: list[tuple[Any, ...]] = [("EVALSHA", _PUBLISH_SHA, 2, *args, *payloads)]
+        if self._wait_replicas:
+            commands.append(("WAIT", self._wait_replicas, self._wait_timeout_ms))
         while True:
-            async with publisher.pipeline(transaction=False) as pipe:
-                pipe.evalsha(_PUBLISH_SHA, 2, *args, *payloads)
-                if self._wait_replicas:
-                    pipe.wait(self._wait_replicas, self._wait_timeout_ms)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            self._writing += 1
+            try:
+                replies = await exchange(publisher, commands)
+            finally:
+                self._writing -= 1
             ids = replies[0]
             if not isinstance(ids, NoScriptError):
                 break
@@ -201,7 +227,8 @@ class RedisBackend(Backend):
                 f"Redis replicated the write to {replies[1]} of {self._wait_replicas} "
                 "replicas in time; it may be lost."
             )
-        return [_text(id) for id in ids]
+        follows, *added = ids
+        return (_stream_id(follows) if follows else None), added
 
     async def sync(self, since: StreamId | None = None) -> None:
         """Read-your-writes on this instance: wait (briefly) for the tail to apply every
@@ -322,37 +349,51 @@ class RedisBackend(Backend):
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
                 continue
-            for _stream, entries in response or ():
+            if self._writing:
+                # Redis answers a publish and wakes this read at the same moment: let an
+                # answer that came with it apply its own items, which this read then skips.
+                await anyio.lowlevel.checkpoint()
+            for entries in _entries(response):
                 await self._apply(entries)
 
-    async def _apply(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> None:
+    async def _apply(self, entries: list[list[Any]]) -> None:
+        """Apply the entries past this replica's position, in one step: batches published
+        here as their publish built them, others parsed from the entry. Entries up to the
+        position are in already (applied by their publish here, or by a new epoch's
+        `_load`): applying them again would send them twice."""
+        position = self._position()
+        if not entries or _stream_id(entries[-1][0]) <= position:
+            return
         batch: list[Item] = []
+        mine = self._mine
         for raw_id, fields in entries:
-            if b"epoch" in fields:
-                self._apply_new(batch)
+            id = _stream_id(raw_id)
+            if id <= position:
+                continue
+            if fields[0] == b"epoch":
+                self.replica.apply(batch)
                 batch = []
                 await self._new_epoch(_text(raw_id), self._require(self._tail_client))
+                position = self._position()
+                continue
+            own = mine.pop(position, None)
+            if own is not None and own[0].id == id:
+                batch += own  # its other entries are skipped as up to the position
+                position = own[-1].id
             else:
-                id = StreamId.parse(_text(raw_id))
-                published = self._published
-                batch.append(published.pop(id) if id in published else _item(id, fields[b"d"]))
-        self._apply_new(batch)
-        self._forget_published()
+                batch.append(_item(id, fields[1]))
+                position = id
+        self.replica.apply(batch)
+        self._apply_mine()
+        self._forget_mine()
         self._wake()
 
-    def _forget_published(self) -> None:
-        """Drop items published here that the tail has passed without reading them (a new
-        epoch's reload, a log that lost them): nothing will ask for them any more."""
-        last, published = self.replica.last_id, self._published
-        while published and last is not None and next(iter(published)) <= last:
-            del published[next(iter(published))]
-
-    def _apply_new(self, items: list[Item]) -> None:
-        """Apply the items past the replica's last id. A new epoch's `_load` applies what
-        the stream holds, so entries this read returned after the marker may be in already:
-        applying them again would send them twice."""
-        last = self.replica.last_id
-        self.replica.apply([item for item in items if last is None or item.id > last])
+    def _forget_mine(self) -> None:
+        """Drop batches published here that this replica has passed without them (a new
+        epoch's reload, a log that lost them): nothing will apply them any more."""
+        position, mine = self._position(), self._mine
+        for follows in [key for key, items in mine.items() if items[-1].id <= position]:
+            del mine[follows]
 
     async def _read(self, client: Redis, after: str) -> tuple[bool, Any]:
         """Whether the log still holds ``after``, and the entries past it (waiting up to
@@ -361,14 +402,14 @@ class RedisBackend(Backend):
         The check runs first on the same connection, which redis-py may have reopened to
         another server since the last read. ``ROLE`` runs right after the read: a master
         that a failover turned into a replica goes on answering reads, from a copy of the
-        new master that lacks what we read from it before.
+        new master that lacks what we read from it before. Replies come as the parser built
+        them (`exchange`): redis-py's conversion of XREAD's into tuples and dicts cost more
+        than everything else the tail does with an entry.
         """
+        read = ("XREAD", "COUNT", _TAIL_COUNT, "BLOCK", self._block_ms, "STREAMS", self._stream)
+        commands = [("EVALSHA", _HOLDS_SHA, 1, self._stream, after), (*read, after), ("ROLE",)]
         while True:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.evalsha(_HOLDS_SHA, 1, self._stream, after)
-                pipe.xread({self._stream: after}, count=_TAIL_COUNT, block=self._block_ms)
-                pipe.role()
-                held, response, role = await pipe.execute(raise_on_error=False)
+            held, response, role = await exchange(client, commands)
             if not isinstance(held, NoScriptError):
                 break
             await client.script_load(_scripts.HOLDS)
@@ -382,9 +423,13 @@ class RedisBackend(Backend):
         return bool(held), response
 
     def _after(self) -> str:
-        # Past the epoch marker too: on a log holding nothing else, reading after 0-0
-        # would return the marker at once, forever (a busy loop).
-        return str(max(self.replica.last_id or StreamId(0, 0), self.replica.floor))
+        return str(self._position())
+
+    def _position(self) -> StreamId:
+        """The id of the last entry this replica has applied. Past the epoch marker too: on
+        a log holding nothing else, reading after 0-0 would return the marker at once,
+        forever (a busy loop)."""
+        return max(self.replica.last_id or StreamId(0, 0), self.replica.floor)
 
     async def _new_epoch(self, marker: str, client: Redis) -> None:
         """Move to the epoch starting at ``marker``: reload the cache from the log (through
@@ -478,12 +523,28 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _stream_id(raw: bytes | str) -> StreamId:
+    """An id Redis generated: trusted, so parsed without `StreamId.parse`'s checks."""
+    ms, _, seq = (raw if isinstance(raw, bytes) else raw.encode()).partition(b"-")
+    return StreamId(int(ms), int(seq))
+
+
+def _entries(response: Any) -> list[list[list[Any]]]:
+    """The entries of each stream in an XREAD reply as the parser built it: a map of
+    streams in RESP3, a list of (stream, entries) pairs in RESP2; None if none came."""
+    if response is None:
+        return []
+    if isinstance(response, dict):
+        return list(response.values())
+    return [entries for _stream, entries in response]
+
+
 def _encode(draft: Draft, ttl_ms: int) -> bytes:
     return orjson.dumps({"key": draft.key, "topic": draft.topic, "data": draft.data, "ttl": ttl_ms})
 
 
 def _entry_item(raw_id: bytes | str, fields: dict[bytes, bytes]) -> Item:
-    return _item(StreamId.parse(_text(raw_id)), fields[b"d"])
+    return _item(_stream_id(raw_id), fields[b"d"])
 
 
 def _item(id: StreamId, payload: bytes) -> Item:

@@ -1,0 +1,34 @@
+"""Commands sent on one pooled connection and their replies read back, without redis-py's
+pipeline machinery (a pipeline object, retries, response callbacks, observability hooks):
+on the publish path that machinery cost more than the rest of a publish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+
+async def exchange(client: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    """Send ``commands`` in one write on one of ``client``'s connections and return their
+    replies as the parser built them, an error reply as its exception (every reply is
+    read, so the connection stays in step). Any other failure, or a cancellation, drops
+    the connection and propagates: nothing is retried."""
+    pool = client.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+        return replies
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)

@@ -1,0 +1,58 @@
+"""A publish on the Redis backend applies its own items at once when they follow, in the
+log, what its instance has applied; otherwise its tail applies them in log order. Either
+way every instance delivers every item once, in id order."""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+
+from streaming import Draft, Item
+from streaming.backends.redis import RedisBackend, connector
+from tests.redis_support import RedisProcess
+
+ROUNDS = 40
+
+
+async def test_a_publish_applies_its_items_before_it_returns(redis_server: RedisProcess) -> None:
+    async with RedisBackend(connector(redis_server.url)) as backend:
+        for n in range(ROUNDS):
+            items = await backend.publish([Draft({"n": n, "i": i}) for i in range(3)])
+            # No wait for the tail: the items are in the cache, and subscribers have them.
+            assert backend.items()[-3:] == items, f"round {n}"
+
+
+async def test_interleaved_publishes_reach_every_instance_once_in_id_order(
+    redis_server: RedisProcess,
+) -> None:
+    # Two instances publish concurrently, several at a time each: a publish's items often
+    # do not follow what its instance has applied (the other's came between, or another
+    # publish of its own is answered out of order), and must then wait for the tail.
+    rng = random.Random(13)
+    async with (
+        RedisBackend(connector(redis_server.url)) as first,
+        RedisBackend(connector(redis_server.url)) as second,
+    ):
+        instances = (first, second)
+        subscriptions = [instance.subscribe() for instance in instances]
+        acked: list[Item] = []
+        delivered: list[list[Item]] = [[], []]
+
+        async def publish(instance: RedisBackend, size: int) -> None:
+            acked.extend(await instance.publish([Draft(size) for _ in range(size)]))
+
+        for _ in range(ROUNDS):
+            async with anyio.create_task_group() as group:
+                for _ in range(rng.randint(1, 6)):
+                    group.start_soon(publish, rng.choice(instances), rng.randint(1, 200))
+            newest = max(item.id for item in acked)
+            for instance, subscription, got in zip(
+                instances, subscriptions, delivered, strict=True
+            ):
+                await instance.sync(newest)
+                while batch := subscription.poll():
+                    got += [event for event in batch if isinstance(event, Item)]
+        ids = sorted(item.id for item in acked)
+        for instance, got in zip(instances, delivered, strict=True):
+            assert [item.id for item in got] == ids, instance
