@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
             dest=name,
             metavar=name.upper(),
             default=argparse.SUPPRESS,
-            help=f"{field.description} [env TAILCAST_{name.upper()}; default {field.default}]",
+            help=_escaped(
+                f"{field.description} [env TAILCAST_{name.upper()}; default {field.default}]"
+            ),
         )
     tail.add_parser(commands)
     publish.add_parser(commands)
@@ -124,6 +126,11 @@ def _banner(settings: Settings, generated: bool) -> None:
         ]
     lines += ["Subscribe:", f"    curl -N {base}/stream"]
     print("\n".join(lines), flush=True)
+
+
+def _escaped(text: str) -> str:
+    """``text`` as argparse help, which formats it with ``%``: a literal ``%`` doubled."""
+    return text.replace("%", "%%")
 
 
 if __name__ == "__main__":

@@ -287,3 +287,16 @@ def test_tail_last_prints_the_newest_items(server: RunningServer, env: dict[str,
     tailed = tailcast("tail", "--last", "2", "--limit", "2", env=env)
     assert tailed.returncode == 0, tailed.stderr
     assert [json.loads(line) for line in tailed.stdout.splitlines()] == cached(server)[2:]
+
+
+@pytest.mark.parametrize("command", ["serve", "publish", "tail"])
+def test_help_describes_every_command(command: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "usage: " in run.stdout
