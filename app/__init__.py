@@ -1,10 +1,10 @@
 """Tailcast's HTTP service: the FastAPI app, its settings and the `tailcast` command."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 try:
-    __version__ = version("tailcast")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = _metadata.version("tailcast")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0.0.0"
 
 __all__ = ["__version__"]

@@ -91,7 +91,7 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
     """Run uvicorn's process manager; workers build the app from the environment."""
     import uvicorn
 
-    from .protocols import HTTP_PROTOCOL
+    from .protocols import http_protocol
 
     assert settings.publish_token is not None
     for name, value in given.items():
@@ -105,7 +105,7 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
         workers=settings.workers,
         log_level=settings.log_level,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace) + 1,
-        http=HTTP_PROTOCOL,
+        http=http_protocol(settings.http),
     )
 
 

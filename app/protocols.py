@@ -262,6 +262,8 @@ HTTP_PROTOCOL: type[asyncio.Protocol] = ProblemH11Protocol
 """The protocol class to give uvicorn: httptools' when it is installed (as uvicorn's
 ``auto`` would choose), else h11's."""
 
+_HTTPTOOLS: type[asyncio.Protocol] | None = None
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - httptools is not built for every platform
@@ -296,7 +298,7 @@ else:
             self.transport.write(b"".join([*head, b"\r\n", _BODY]))
             self.transport.close()
 
-    HTTP_PROTOCOL = ProblemHttpToolsProtocol
+    HTTP_PROTOCOL = _HTTPTOOLS = ProblemHttpToolsProtocol
     _USABLE = _USABLE and all(hasattr(HttpToolsProtocol, name) for name in _HOOKS)
 
 if not _USABLE:  # pragma: no cover - a uvicorn release whose protocols changed
@@ -304,3 +306,14 @@ if not _USABLE:  # pragma: no cover - a uvicorn release whose protocols changed
         "uvicorn's HTTP protocols lack the hooks app/protocols.py uses: request_timeout, "
         "max_connections and the request head limit are not enforced"
     )
+
+
+def http_protocol(name: str) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn's ``--http`` choice (``auto``, ``httptools``, ``h11``)."""
+    if name == "h11":
+        return ProblemH11Protocol
+    if name == "httptools":
+        if _HTTPTOOLS is None:
+            raise RuntimeError("http=httptools, but httptools is not installed")
+        return _HTTPTOOLS
+    return HTTP_PROTOCOL

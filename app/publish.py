@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import stat
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn, TextIO
 
+import anyio
 import httpx
 import orjson
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         say("publish", "--skip is for --file")
         return 2
     try:
-        return asyncio.run(_publish_one(args) if args.file is None else _publish_file(args))
+        return anyio.run(_publish_one if args.file is None else _publish_file, args)
     except KeyboardInterrupt:
         return 130  # what was stored has been reported
 
@@ -355,7 +355,7 @@ async def _publish_file(args: argparse.Namespace) -> int:
                 progress.finish(publisher.stored)
                 _report_stop(name, stop, publisher.stored, args.skip)
                 return 1
-            except asyncio.CancelledError:  # Ctrl-C, which only lands while a batch is posted
+            except anyio.get_cancelled_exc_class():  # Ctrl-C, landing only while a batch is posted
                 progress.finish(publisher.stored)
                 lines = publisher.batch.lines
                 if lines:

@@ -8,7 +8,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from .protocols import HTTP_PROTOCOL
+from .protocols import http_protocol
 from .service import Service
 
 
@@ -38,6 +38,6 @@ def build_server(app: FastAPI, *, host: str, port: int, log_level: str = "info")
         log_level=log_level,
         timeout_graceful_shutdown=math.ceil(service.settings.shutdown_grace) + 1,
         lifespan="on",
-        http=HTTP_PROTOCOL,
+        http=http_protocol(service.settings.http),
     )
     return Server(config, service)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from streaming import Backend
 
@@ -13,8 +13,18 @@ from .metrics import Metrics
 from .pacing import Turnstile
 from .settings import Settings
 
-if TYPE_CHECKING:
-    from .stream import EventStream
+
+class OpenStream(Protocol):
+    """What the service watches of an open stream (`app.stream.EventStream`)."""
+
+    @property
+    def sending_since(self) -> float:
+        """When its pending send began (`time.monotonic()`); 0 when none is under way."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the stream: its client stopped reading."""
+        ...
 
 
 STREAM_STARTS_PER_TURN = 16
@@ -28,7 +38,7 @@ class Service:
     settings: Settings
     backend: Backend
     publish_token: str
-    streams: set[EventStream] = field(default_factory=set, repr=False)
+    streams: set[OpenStream] = field(default_factory=set, repr=False)
     fanout: Fanout = field(init=False, repr=False)
     metrics: Metrics = field(init=False, repr=False)
     stream_starts: Turnstile = field(init=False, repr=False)

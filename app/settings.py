@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,11 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 picks a free one).")
+    http: Literal["auto", "httptools", "h11"] = Field(
+        "auto",
+        description="HTTP implementation (uvicorn's): auto (httptools when installed), "
+        "httptools or h11.",
+    )
     publish_token: SecretStr | None = Field(
         None, description="Bearer token producers must send; generated and printed when unset."
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -11,6 +10,7 @@ import sys
 from datetime import datetime
 from typing import TextIO
 
+import anyio
 import httpx
 
 from streaming.client import LiveEvent, ResetEvent, StoredItem, TailcastClient, id_key
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``tailcast tail``; the exit status."""
     log_client_to_stderr("tail")
     try:
-        return asyncio.run(_tail(args, sys.stdout))
+        return anyio.run(_tail, args, sys.stdout)
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how a tail is meant to end
     except BrokenPipeError:

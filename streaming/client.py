@@ -40,7 +40,6 @@ from .errors import (
     ClientError,
     PayloadTooLarge,
     ProblemError,
-    ResetError,
     Unauthorized,
     Unavailable,
     Unprocessable,
@@ -164,6 +163,18 @@ class ResetEvent:
     reason: str
     requested: str | None
     oldest: str | None
+
+
+class ResetError(ClientError):
+    """Raised by a subscription opened with ``raise_on_reset=True`` when the server sends
+    ``reset``: items the subscriber needed are gone. ``event`` is the `ResetEvent`."""
+
+    def __init__(self, event: ResetEvent) -> None:
+        super().__init__(
+            f"stream reset ({event.reason}): items after {event.requested} are gone; "
+            f"oldest cached: {event.oldest}"
+        )
+        self.event = event
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .client import ResetEvent
+from typing import Any
 
 
 class TailcastError(Exception):
@@ -94,15 +91,3 @@ class Unavailable(ProblemError):
     ) -> None:
         super().__init__(status, title, detail, type=type, errors=errors)
         self.retry_after = retry_after
-
-
-class ResetError(ClientError):
-    """Raised by a subscription opened with ``raise_on_reset=True`` when the server sends
-    ``reset``: items the subscriber needed are gone. ``event`` is the `ResetEvent`."""
-
-    def __init__(self, event: ResetEvent) -> None:
-        super().__init__(
-            f"stream reset ({event.reason}): items after {event.requested} are gone; "
-            f"oldest cached: {event.oldest}"
-        )
-        self.event = event

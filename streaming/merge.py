@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from .ids import StreamId
 from .item import Item
 from .patterns import has_patterns, topic_filter
+from .replica import Replica
 from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
     from .broadcast import Broadcast
-    from .replica import Replica
 
 _ORIGIN = StreamId(0, 0)
 
@@ -32,7 +32,8 @@ logger = logging.getLogger("tailcast.subscription")
 
 
 class Subscription:
-    """One subscriber's stream. Create it with `Replica.subscribe`; close it when done."""
+    """One subscriber's stream: registered for live items and holding its replay snapshot
+    from the moment it is made (no await in between); close it when done."""
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class Subscription:
         counters.replayed.observe(len(items))
         if reset is not None:
             counters.count_reset(reset.reason)
+        replica.attach(topics)
 
     @property
     def topics(self) -> frozenset[str]:
@@ -137,7 +139,7 @@ class Subscription:
         if not self._closed:
             self._closed = True
             self._pending = []
-            self._replica.release(self)
+            self._replica.detach(self._topics)
 
     def __aiter__(self) -> AsyncIterator[Sequence[Event]]:
         return self._batches()

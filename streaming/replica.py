@@ -10,7 +10,6 @@ from .cache import ItemCache
 from .counters import Counters
 from .ids import StreamId
 from .item import Item
-from .merge import Subscription
 from .presence import Presence
 
 
@@ -36,13 +35,13 @@ class Replica:
         self.last_id: StreamId | None = None
         self._split: tuple[StreamId, StreamId | None] | None = None
         self.counters = Counters()
-        self._subscriptions: set[Subscription] = set()
+        self._open = 0
         self.presence = Presence()
         """Who listens to what: open subscriptions by topic name and pattern."""
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscriptions)
+        return self._open
 
     def apply(self, items: Sequence[Item]) -> None:
         """Cache and broadcast ``items`` (in increasing id order, all after `last_id`)."""
@@ -89,19 +88,10 @@ class Replica:
         live buffer's (each part in id order; the newest last)."""
         return self.cache.after(None) + (self.broadcast.read(self.broadcast.start) or [])
 
-    def subscribe(
-        self,
-        topics: Collection[str] = (),
-        since: StreamId | None = None,
-        limit: int | None = None,
-        *,
-        last: int | None = None,
-    ) -> Subscription:
-        """Register for live items and take the replay snapshot, in one step (no await)."""
-        subscription = Subscription(self, frozenset(topics), since, limit, last=last)
-        self._subscriptions.add(subscription)
-        self.presence.add(subscription.topics)
-        return subscription
+    def attach(self, topics: frozenset[str]) -> None:
+        """Count a subscription opened on ``topics`` (names or patterns; empty for all)."""
+        self._open += 1
+        self.presence.add(topics)
 
     def snapshot(
         self, after: StreamId | None, topics: Collection[str]
@@ -137,7 +127,7 @@ class Replica:
         """End every open subscription's stream."""
         self.broadcast.close()
 
-    def release(self, subscription: Subscription) -> None:
-        if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
-            self.presence.remove(subscription.topics)
+    def detach(self, topics: frozenset[str]) -> None:
+        """Count a subscription on ``topics`` closed (once per `attach`)."""
+        self._open -= 1
+        self.presence.remove(topics)

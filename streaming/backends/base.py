@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncGenerator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
+
+from anyio import AsyncContextManagerMixin
 
 from ..broadcast import Broadcast
 from ..cache import ItemCache
@@ -31,7 +33,7 @@ class Stats:
     counters: Counters
 
 
-class Backend(abc.ABC):
+class Backend(AsyncContextManagerMixin, abc.ABC):
     """A log of items. Subclasses implement publishing; reads are served locally."""
 
     name: str
@@ -53,17 +55,13 @@ class Backend(abc.ABC):
         """Whether the backend can take writes now."""
         return True
 
-    async def __aenter__(self) -> Self:
-        """Start serving (connect, load history, start readers)."""
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        """Serve while the block runs (connect, load history, start readers), then close."""
+        try:
+            yield self
+        finally:
+            await self.aclose()
 
     @abc.abstractmethod
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
@@ -73,7 +71,7 @@ class Backend(abc.ABC):
         """End every open stream and release resources."""
         self.replica.close()
 
-    async def sync(self, since: StreamId | None = None) -> None:  # noqa: B027 - optional hook
+    async def sync(self, since: StreamId | None = None) -> None:
         """Before a read: wait (briefly) until this replica holds what the reader may know
         of: every write this instance acknowledged, and ``since`` (an id that may come from
         another instance of a shared log). Nothing to do where publishing applies at once."""
@@ -86,7 +84,8 @@ class Backend(abc.ABC):
         *,
         last: int | None = None,
     ) -> Subscription:
-        return self.replica.subscribe(topics, since, limit, last=last)
+        """Register for live items and take the replay snapshot, in one step (no await)."""
+        return Subscription(self.replica, frozenset(topics), since, limit, last=last)
 
     def items(
         self,

@@ -21,13 +21,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
-from types import TracebackType
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Self
 
 import anyio
 import orjson
-from anyio.abc import TaskGroup
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
@@ -84,7 +83,6 @@ class RedisBackend(Backend):
         self._commands: Redis | None = None
         self._publisher: Redis | None = None
         self._tail_client: Redis | None = None
-        self._tasks: TaskGroup | None = None
         self._healthy = False
         self._advanced: anyio.Event | None = None
         self._acked: StreamId | None = None  # the newest id a publish here answered with
@@ -100,7 +98,8 @@ class RedisBackend(Backend):
         """Whether the last exchange with Redis succeeded."""
         return self._healthy
 
-    async def __aenter__(self) -> Self:
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
         self._commands = self._connect(socket_timeout=5, socket_connect_timeout=2, retry=_retry())
         # Publishes never retry on their own: a script and its WAIT retried on another
         # connection (or a reconnected one, now to a replica) would make a false 201.
@@ -121,26 +120,13 @@ class RedisBackend(Backend):
             self._epoch = await self._ensure_epoch()
             self.replica.floor = StreamId.parse(self._epoch)
             self._load(await self._fetch(self._commands))
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._close_clients()
-            raise
-        self._tasks = anyio.create_task_group()
-        await self._tasks.__aenter__()
-        self._tasks.start_soon(self._tail)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.replica.close()
-        try:
-            if self._tasks is not None:
-                self._tasks.cancel_scope.cancel()
-                await self._tasks.__aexit__(exc_type, exc, tb)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._tail)
+                try:
+                    yield self
+                finally:
+                    self.replica.close()
+                    tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._close_clients()

@@ -33,3 +33,14 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
     """A client of the module's server (its `server` fixture)."""
     with httpx.Client(base_url=server.url, timeout=5) as client:
         yield client
+
+
+@pytest.fixture(scope="module", params=["httptools", "h11"], autouse=True)
+def http(request: pytest.FixtureRequest) -> Iterator[str]:
+    """uvicorn's HTTP implementation for every server the module's tests start: the same
+    assertions hold on both (httptools takes the fan-out's direct path, h11 does not)."""
+    support.DEFAULTS["http"] = request.param
+    try:
+        yield request.param
+    finally:
+        support.DEFAULTS.pop("http", None)
