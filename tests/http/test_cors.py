@@ -22,7 +22,7 @@ def backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
+def client(http: str) -> Iterator[httpx.Client]:
     with (
         run_server(backend="memory", cors_origins=f" {ALLOWED} , https://other.example") as server,
         httpx.Client(base_url=server.url, timeout=5) as client,

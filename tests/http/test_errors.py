@@ -19,10 +19,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def client(backend: str) -> Iterator[httpx.Client]:
+def client(backend: str, http: str) -> Iterator[httpx.Client]:
     """A client of one server shared by the tests that send only requests it must refuse;
-    tests that store anything use their own server. One server per backend: without the
-    dependency on `backend`, pytest would keep the first backend's server for both."""
+    tests that store anything use their own server. One server per backend and HTTP
+    implementation: without the dependencies, pytest would keep the first one's server."""
     with run_server() as running, httpx.Client(base_url=running.url, timeout=5) as client:
         assert client.get("/healthz").json()["backend"] == backend
         yield client

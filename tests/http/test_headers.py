@@ -20,7 +20,7 @@ def backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def running() -> Iterator[RunningServer]:
+def running(http: str) -> Iterator[RunningServer]:
     with run_server(backend="memory") as server:
         yield server
 

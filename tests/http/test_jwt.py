@@ -36,7 +36,8 @@ def backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RunningServer]:
+def server(http: str) -> Iterator[RunningServer]:
+    """One server per HTTP implementation (``http`` sets it through the defaults)."""
     with run_server(backend="memory", jwt_secret=SECRET) as server:
         yield server
 
