@@ -288,10 +288,14 @@ class _IdIndex:
         self._head = head
         return ids[head] if head < len(ids) else None
 
+    def _start(self, since: StreamId | None) -> int:
+        """Where the ids after ``since`` (all when None) begin in the id list."""
+        return self._head if since is None else max(self._head, bisect_right(self._ids, since))
+
     def newest(self, since: StreamId | None) -> Iterator[Item]:
         """Items with ids after ``since`` (all when None), newest first."""
         ids, items = self._ids, self._items
-        stop = self._head if since is None else max(self._head, bisect_right(ids, since))
+        stop = self._start(since)
         for at in range(len(ids) - 1, stop - 1, -1):
             item = items.get(ids[at])
             if item is not None:
@@ -308,7 +312,7 @@ class _IdIndex:
     def walk(self, since: StreamId | None) -> Iterator[Item]:
         """Items with ids after ``since``, in id order, lazily (read them with no await)."""
         ids, items = self._ids, self._items
-        start = self._head if since is None else max(self._head, bisect_right(ids, since))
+        start = self._start(since)
         for at in range(start, len(ids)):
             item = items.get(ids[at])
             if item is not None:
@@ -317,7 +321,7 @@ class _IdIndex:
     def after(self, since: StreamId | None, limit: int | None) -> list[Item]:
         """Items with ids after ``since`` (all when None), in id order, at most ``limit``."""
         ids, items = self._ids, self._items
-        start = self._head if since is None else max(self._head, bisect_right(ids, since))
+        start = self._start(since)
         if not self._holes:
             stop = len(ids) if limit is None else min(len(ids), start + limit)
             return [items[i] for i in ids[start:stop]]

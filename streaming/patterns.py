@@ -159,10 +159,6 @@ class PatternIndex:
     def __bool__(self) -> bool:
         return bool(self._parsed)
 
-    def count(self, pattern: str) -> int:
-        """How many subscribers use ``pattern``."""
-        return self._counts.get(pattern, 0)
-
     def add(self, pattern: str) -> None:
         count = self._counts.get(pattern, 0)
         self._counts[pattern] = count + 1

@@ -82,7 +82,7 @@ class GroupedWrites:
         for pending in group:
             end = start + len(pending.payloads)
             pending.appended = (follows, ids[start:end])
-            follows, start = _last(ids[start:end]), end
+            follows, start = StreamId.trusted(ids[end - 1]), end
             pending.done.set()
 
     def _take(self) -> list[_Pending]:
@@ -103,8 +103,3 @@ class GroupedWrites:
             first.done.set()
         else:
             self._busy = False
-
-
-def _last(ids: list[bytes]) -> StreamId:
-    ms, _, seq = ids[-1].partition(b"-")
-    return StreamId(int(ms), int(seq))

@@ -143,7 +143,7 @@ class RedisBackend(Backend):
         follows, ids = await self._writes.write(payloads)
         items: list[Item] = []
         for raw, draft, ttl in zip(ids, drafts, ttls, strict=True):
-            id = _stream_id(raw)
+            id = StreamId.trusted(raw)
             # Built as every instance builds it from the entry (`_item`): times from the id.
             items.append(Item.create(id, draft, created_at=id.ms, expires_at=id.ms + ttl))
         self.replica.counters.published += len(items)
@@ -214,7 +214,7 @@ class RedisBackend(Backend):
                 "replicas in time; it may be lost."
             )
         follows, *added = ids
-        return (_stream_id(follows) if follows else None), added
+        return (StreamId.trusted(follows) if follows else None), added
 
     async def sync(self, since: StreamId | None = None) -> None:
         """Read-your-writes on this instance: wait (briefly) for the tail to apply every
@@ -348,12 +348,12 @@ class RedisBackend(Backend):
         position are in already (applied by their publish here, or by a new epoch's
         `_load`): applying them again would send them twice."""
         position = self._position()
-        if not entries or _stream_id(entries[-1][0]) <= position:
+        if not entries or StreamId.trusted(entries[-1][0]) <= position:
             return
         batch: list[Item] = []
         mine = self._mine
         for raw_id, fields in entries:
-            id = _stream_id(raw_id)
+            id = StreamId.trusted(raw_id)
             if id <= position:
                 continue
             if fields[0] == b"epoch":
@@ -509,12 +509,6 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _stream_id(raw: bytes | str) -> StreamId:
-    """An id Redis generated: trusted, so parsed without `StreamId.parse`'s checks."""
-    ms, _, seq = (raw if isinstance(raw, bytes) else raw.encode()).partition(b"-")
-    return StreamId(int(ms), int(seq))
-
-
 def _entries(response: Any) -> list[list[list[Any]]]:
     """The entries of each stream in an XREAD reply as the parser built it: a map of
     streams in RESP3, a list of (stream, entries) pairs in RESP2; None if none came."""
@@ -530,7 +524,7 @@ def _encode(draft: Draft, ttl_ms: int) -> bytes:
 
 
 def _entry_item(raw_id: bytes | str, fields: dict[bytes, bytes]) -> Item:
-    return _item(_stream_id(raw_id), fields[b"d"])
+    return _item(StreamId.trusted(raw_id), fields[b"d"])
 
 
 def _item(id: StreamId, payload: bytes) -> Item:
