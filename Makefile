@@ -59,9 +59,9 @@ LOCK := $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extr
 	--no-emit-index-url --no-emit-find-links --build-deps-for editable \
 	$(if $(filter-out 0,$(UPGRADE)),--upgrade)
 lock: $(VENV)/.installed-dev
-	$(LOCK) -o requirements.txt pyproject.toml
-	$(LOCK) -c requirements.txt --extra dev -o requirements-dev.txt pyproject.toml
-	$(LOCK) -c requirements.txt --extra bench -o requirements-bench.txt pyproject.toml
+	$(LOCK) --extra server -o requirements.txt pyproject.toml
+	$(LOCK) -c requirements.txt --extra server --extra dev -o requirements-dev.txt pyproject.toml
+	$(LOCK) -c requirements.txt --extra server --extra bench -o requirements-bench.txt pyproject.toml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

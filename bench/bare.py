@@ -4,7 +4,7 @@ It reads a request's whole body and answers a POST with 201 and a small JSON obj
 any other request with a health body: what any app served by this HTTP server does at
 least, and nothing else (no routing, validation, JSON parsing or storage). The bench runs
 it as ``python -m bench.bare --host H --port P`` with the uvicorn settings Tailcast's
-server uses (app/server.py): uvicorn's defaults (httptools and uvloop when installed), the
+server uses (app/server/runner.py): uvicorn's defaults (httptools and uvloop when installed), the
 lifespan on, log level warning, one process.
 """
 

@@ -7,11 +7,11 @@ from .clock import Clock, wall_clock_ms
 from .config import LogConfig
 from .counters import Counters, Distribution
 from .errors import BackendClosed, BackendUnavailable, InvalidId, TailcastError
+from .events import Live, Reset, ResetReason, retry_field
 from .ids import IdGenerator, StreamId
 from .item import DEFAULT_TOPIC, Draft, Item
-from .merge import Event, Subscription
 from .replica import Replica
-from .sse import Live, Reset, ResetReason, retry_field
+from .subscription import Event, Subscription
 
 __all__ = [
     "DEFAULT_TOPIC",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .sse import ResetReason
+from .events import ResetReason
 
 REPLAY_BOUNDS: tuple[float, ...] = (0, 1, 10, 100, 1_000, 10_000, 100_000)
 """Upper bounds of the buckets of `Counters.replayed` (items replayed per subscriber)."""

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.main import create_app
-from app.server import Server, build_server
-from app.service import Service
+from app.http.application import create_app
+from app.http.service import Service
+from app.server.runner import Server, build_server
 from app.settings import Settings
 
 TOKEN = "test-publish-token"

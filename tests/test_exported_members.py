@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-PACKAGES = ["streaming", "streaming.backends", "app"]
-MODULES_WITH_ALL = ["streaming.client"]
+PACKAGES = ["streaming", "streaming.backends", "app", "tailcast"]
+MODULES_WITH_ALL = ["tailcast.client"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import anyio
 import pytest
 
-from app.fanout import Fanout, Round
+from app.http.fanout import Fanout, Round
 from streaming import Draft, MemoryBackend
 from tests.redis.helpers import TOKEN, Instance, running_instances
 from tests.support import RunningServer

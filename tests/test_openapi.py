@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from app.main import create_app
-from app.schemas import LIMIT_MAX, NAME_MAX, NAME_PATTERN, TOPIC_PATTERN
+from app.http.application import create_app
+from app.http.schemas import LIMIT_MAX, NAME_MAX, NAME_PATTERN, TOPIC_PATTERN
 from app.settings import Settings
 from tests.support import run_server
 
@@ -141,7 +141,7 @@ def _is_framework_validation_422(status: str, response: Doc) -> bool:
     """FastAPI's automatic "422 Validation Error" (HTTPValidationError, application/json).
 
     FastAPI adds it to every route with parameters, but the app answers invalid parameters
-    with 400 problem+json (app/problems.py), so the contract does not list it.
+    with 400 problem+json (app/http/problems.py), so the contract does not list it.
     """
     content = response.get("content", {})
     if status != "422" or set(content) != {"application/json"}:
@@ -155,7 +155,7 @@ def _is_framework_problem_json_copy(status: str, media_type: str, content: Doc) 
 
     ``responses={code: {"model": ProblemDetails, "content": {"application/problem+json":
     {}}}}`` makes FastAPI put the model's schema under application/json, a media type the
-    app never sends errors in (app/problems.py always sends application/problem+json).
+    app never sends errors in (app/http/problems.py always sends application/problem+json).
     """
     schema = content.get(media_type, {}).get("schema", {})
     return (

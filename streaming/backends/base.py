@@ -18,8 +18,8 @@ from ..counters import Counters
 from ..errors import BackendClosed
 from ..ids import StreamId
 from ..item import Draft, Item
-from ..merge import Subscription
 from ..replica import Replica
+from ..subscription import Subscription
 
 
 @dataclass(frozen=True, slots=True)

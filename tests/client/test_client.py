@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from streaming.client import (
+from tailcast.client import (
     Event,
     LiveEvent,
     PayloadTooLarge,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from streaming import Draft, Item, Live, MemoryBackend, Reset, StreamId
-from streaming.merge import Event, Subscription
+from streaming.subscription import Event, Subscription
 
 T0 = 1_000_000
 """The fake clock's starting time (ms): the memory backend's floor is ``T0-0``."""

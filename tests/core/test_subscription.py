@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from streaming import BackendClosed, Draft, Item, Live, MemoryBackend, Reset, StreamId
-from streaming.merge import SharedBatches
+from streaming.subscription import SharedBatches
 from tests.core.helpers import BackendFactory, FakeClock, describe, drain, item_ids, sid
 
 

@@ -22,7 +22,7 @@ from streaming import (
     StreamId,
 )
 from streaming.cache import LossReason
-from streaming.merge import Subscription
+from streaming.subscription import Subscription
 from tests.core.helpers import T0, FakeClock, describe, drain
 
 ORIGIN = StreamId(0, 0)

@@ -10,8 +10,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from app.garbage import defer_full_collections_during_storms
-from app.pacing import Turnstile
+from app.http.pacing import Turnstile
+from app.server.garbage import defer_full_collections_during_storms
 
 
 async def test_a_burst_of_starts_passes_a_few_per_turn_in_arrival_order() -> None:

@@ -36,7 +36,7 @@ import anyio
 import httpx
 from httpx_sse import EventSource, ServerSentEvent
 
-from .errors import (
+from tailcast.errors import (
     ClientError,
     PayloadTooLarge,
     ProblemError,

@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .problems import problem_response
+from app.http.problems import problem_response
 
 _VARY = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 

@@ -8,8 +8,8 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from .protocols import http_protocol
-from .service import Service
+from app.http.service import Service
+from app.server.protocols import http_protocol
 
 
 class Server(uvicorn.Server):

@@ -6,7 +6,7 @@ or header, a URL over 64 KiB (httptools' URL parser), or with h11 a request head
 400 as an RFC 9457 problem document, like every other error of the service. They override
 one method of uvicorn's protocol classes (pyproject.toml bounds uvicorn's version).
 
-They also enforce the connection limits (`app.connections`), which uvicorn lacks: its
+They also enforce the connection limits (`app.server.connections`), which uvicorn lacks: its
 ``timeout_keep_alive`` runs only between requests, so a client that sends nothing, or one
 header byte a second, holds its connection forever; httptools bounds neither a request
 head's size nor the number of connections; and ``--limit-concurrency`` counts every
@@ -28,8 +28,8 @@ import h11
 import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .connections import ConnectionGuard
-from .problems import MEDIA_TYPE
+from app.http.problems import MEDIA_TYPE
+from app.server.connections import ConnectionGuard
 
 logger = logging.getLogger("tailcast")
 
@@ -303,7 +303,7 @@ else:
 
 if not _USABLE:  # pragma: no cover - a uvicorn release whose protocols changed
     logger.warning(
-        "uvicorn's HTTP protocols lack the hooks app/protocols.py uses: request_timeout, "
+        "uvicorn's HTTP protocols lack the hooks app/server/protocols.py uses: request_timeout, "
         "max_connections and the request head limit are not enforced"
     )
 

@@ -23,10 +23,9 @@ from urllib.parse import unquote_plus
 import jwt
 from starlette.requests import Request
 
+from app.http.problems import Problem
+from app.settings import Settings
 from streaming.patterns import TopicPatterns, is_pattern
-
-from .problems import Problem
-from .settings import Settings
 
 Action = Literal["publish", "subscribe"]
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.http.fanout import Fanout
+from app.http.metrics import Metrics
+from app.http.pacing import Turnstile
+from app.server.connections import ConnectionGuard, Limits, descriptor_limit
+from app.settings import Settings
 from streaming import Backend
-
-from .connections import ConnectionGuard, Limits, descriptor_limit
-from .fanout import Fanout
-from .metrics import Metrics
-from .pacing import Turnstile
-from .settings import Settings
 
 
 class OpenStream(Protocol):
-    """What the service watches of an open stream (`app.stream.EventStream`)."""
+    """What the service watches of an open stream (`app.http.event_stream.EventStream`)."""
 
     @property
     def sending_since(self) -> float:
@@ -28,7 +27,7 @@ class OpenStream(Protocol):
 
 
 STREAM_STARTS_PER_TURN = 16
-"""Streams that may start in one turn of the event loop (see `app.pacing`)."""
+"""Streams that may start in one turn of the event loop (see `app.http.pacing`)."""
 
 
 @dataclass(slots=True)

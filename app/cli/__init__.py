@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 from pydantic import SecretStr, ValidationError
 
-from . import __version__, publish, tail
-from .settings import Settings
+from app import __version__
+from app.cli import publish, tail
+from app.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     # Imported here: `tail` and `publish` should not pay for loading the server.
-    from .main import create_app
-    from .server import build_server
+    from app.http.application import create_app
+    from app.server.runner import build_server
 
     given = {name: value for name, value in vars(args).items() if name in Settings.model_fields}
     try:
@@ -91,14 +92,14 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
     """Run uvicorn's process manager; workers build the app from the environment."""
     import uvicorn
 
-    from .protocols import http_protocol
+    from app.server.protocols import http_protocol
 
     assert settings.publish_token is not None
     for name, value in given.items():
         os.environ[f"TAILCAST_{name.upper()}"] = str(value)
     os.environ["TAILCAST_PUBLISH_TOKEN"] = settings.publish_token.get_secret_value()
     uvicorn.run(
-        "app.main:create_app",
+        "app.http.application:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -131,7 +132,3 @@ def _banner(settings: Settings, generated: bool) -> None:
 def _escaped(text: str) -> str:
     """``text`` as argparse help, which formats it with ``%``: a literal ``%`` doubled."""
     return text.replace("%", "%%")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

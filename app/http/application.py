@@ -17,21 +17,23 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app import __version__
+from app.dashboard import routes as dashboard
+from app.http import docs, problems, topics
+from app.http import routes as api
+from app.http.auth import redact_access_log
+from app.http.cors import ListedOriginsCORS
+from app.http.event_stream import SERVER_SEND, watch_streams
+from app.http.head import as_get
+from app.http.headers import with_response_headers
+from app.http.routes import router
+from app.http.schemas import ItemIn, ProblemDetails
+from app.http.service import Service
+from app.server.connections import raise_descriptor_limit
+from app.server.garbage import defer_full_collections_during_storms
+from app.settings import Settings
 from streaming import Backend, BackendClosed, BackendUnavailable, MemoryBackend
 from streaming.backends.redis import RedisBackend, connector
-
-from . import __version__, api, dashboard, docs, problems, topics
-from .api import router
-from .auth import redact_access_log
-from .connections import raise_descriptor_limit
-from .cors import ListedOriginsCORS
-from .garbage import defer_full_collections_during_storms
-from .head import as_get
-from .headers import with_response_headers
-from .schemas import ItemIn, ProblemDetails
-from .service import Service
-from .settings import Settings
-from .stream import SERVER_SEND, watch_streams
 
 logger = logging.getLogger("tailcast")
 
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         version=__version__,
         description="Replay-then-live Server-Sent Events over a TTL cache.",
         lifespan=lifespan,
-        # /docs is app/docs.py, from the app's own copy of Swagger UI; FastAPI's pages
+        # /docs is app/http/docs.py, from the app's own copy of Swagger UI; FastAPI's pages
         # would load it (and ReDoc) from a CDN.
         docs_url=None,
         redoc_url=None,

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import HTMLResponse, Response
 
-from .problems import Problem
+from app.http.problems import Problem
 
 router = APIRouter(include_in_schema=False)
 

@@ -27,7 +27,7 @@ class ResponseHeaders:
 
     One small object per request (every open stream keeps its own): the header sets are
     shared. ``server_send`` is the server's own ``send``, for responses that write their
-    body to the connection directly (`app.stream`).
+    body to the connection directly (`app.http.event_stream`).
     """
 
     __slots__ = ("_added", "_replaced", "server_send")

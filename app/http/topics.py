@@ -19,13 +19,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from app.http.auth import authorize_read
+from app.http.routes import AccessTokenQuery, TopicQuery, _limit_topics, _parse_topics, _problems
+from app.http.schemas import NAME_MAX
+from app.http.service import Service
 from streaming import Replica
 from streaming.patterns import STAR, is_pattern, topic_filter
-
-from .api import AccessTokenQuery, TopicQuery, _limit_topics, _parse_topics, _problems
-from .auth import authorize_read
-from .schemas import NAME_MAX
-from .service import Service
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ Redis and the listening socket, and derives from the rest `Limits.max_connection
 `Limits.max_streams` a tenth lower, so that publishes and ``/healthz`` still find room
 when subscribers fill theirs.
 
-`ConnectionGuard` keeps the books for the HTTP protocol (`app.protocols`, which holds
+`ConnectionGuard` keeps the books for the HTTP protocol (`app.server.protocols`, which holds
 everything that depends on uvicorn): a connection that has not sent a whole request
 within ``request_timeout`` is closed, and at ``max_connections`` a new connection takes
 the place of the one that has waited longest for a request (silent, idle between
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from .settings import Settings
+from app.settings import Settings
 
 logger = logging.getLogger("tailcast")
 
@@ -95,7 +95,7 @@ class Limits:
 
 
 class Guarded(Protocol):
-    """A connection as the guard sees it (see `app.protocols`)."""
+    """A connection as the guard sees it (see `app.server.protocols`)."""
 
     def idle(self) -> bool:
         """Whether no request is under way: the connection is silent, kept alive between

@@ -1,7 +1,7 @@
 """The browser dashboard: ``GET /`` serves the page, ``/dashboard/{name}`` its static assets.
 
-The page is plain HTML, CSS and JavaScript from ``app/static`` (no build step, nothing from
-a CDN). Assets are read once and linked with a content hash (``?v=``), so a browser may
+The page is plain HTML, CSS and JavaScript from ``app/dashboard/static`` (no build step,
+nothing from a CDN). Assets are read once and linked with a content hash (``?v=``), so a browser may
 keep them for a year while the page itself is revalidated on every load.
 """
 
@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from .problems import Problem
+from app.http.problems import Problem
 
 router = APIRouter()
 

@@ -24,8 +24,8 @@ import anyio
 import anyio.lowlevel
 
 from streaming import Broadcast
-from streaming.merge import Event, SharedBatches
 from streaming.patterns import PatternIndex
+from streaming.subscription import Event, SharedBatches
 
 logger = logging.getLogger("tailcast")
 

@@ -10,8 +10,8 @@ from typing import TypeAlias
 
 import httpx
 
-from streaming.client import DEFAULT_URL
-from streaming.errors import ProblemError
+from tailcast.client import DEFAULT_URL
+from tailcast.errors import ProblemError
 
 URL_ENV = "TAILCAST_URL"
 PUBLISH_TOKEN_ENV = "TAILCAST_PUBLISH_TOKEN"

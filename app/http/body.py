@@ -7,9 +7,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from app.http.problems import Problem
 from streaming import exactjson
-
-from .problems import Problem
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -16,11 +16,7 @@ import anyio
 import httpx
 import orjson
 
-from streaming import exactjson
-from streaming.client import DEFAULT_BATCH_SIZE, TailcastClient
-from streaming.errors import ClientError, ProblemError, Unprocessable
-
-from .commands import (
+from app.cli.common import (
     PUBLISH_TOKEN_ENV,
     Subcommands,
     add_url_argument,
@@ -31,6 +27,9 @@ from .commands import (
     say,
     service_url,
 )
+from streaming import exactjson
+from tailcast.client import DEFAULT_BATCH_SIZE, TailcastClient
+from tailcast.errors import ClientError, ProblemError, Unprocessable
 
 
 def add_parser(commands: Subcommands) -> None:

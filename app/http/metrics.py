@@ -21,9 +21,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from app.server.connections import ConnectionGuard
 from streaming import Backend, Distribution, ResetReason
-
-from .connections import ConnectionGuard
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The classic text exposition format, which every Prometheus version reads."""

@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .events import Live, Reset, ResetReason
 from .ids import StreamId
 from .item import Item
 from .patterns import has_patterns, topic_filter
 from .replica import Replica
-from .sse import Live, Reset, ResetReason
 
 if TYPE_CHECKING:
     from .broadcast import Broadcast

@@ -13,20 +13,27 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from app import __version__
+from app.http.auth import authorize_publish, authorize_read
+from app.http.body import read_json
+from app.http.event_stream import EventStream
+from app.http.item_list import ItemList
+from app.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from app.http.metrics import RESET_REASONS
+from app.http.problems import Problem, describe
+from app.http.schemas import (
+    LIMIT_MAX,
+    NAME_MAX,
+    Health,
+    ItemIn,
+    ItemOut,
+    ServiceStats,
+    is_printable,
+)
+from app.http.service import Service
+from app.settings import Settings
 from streaming import Draft, InvalidId, Item, StreamId, wall_clock_ms
 from streaming.patterns import is_pattern
-
-from . import __version__
-from .auth import authorize_publish, authorize_read
-from .body import read_json
-from .listing import ItemList
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import RESET_REASONS
-from .problems import Problem, describe
-from .schemas import LIMIT_MAX, NAME_MAX, Health, ItemIn, ItemOut, ServiceStats, is_printable
-from .service import Service
-from .settings import Settings
-from .stream import EventStream
 
 router = APIRouter()
 logger = logging.getLogger("tailcast")

@@ -17,12 +17,11 @@ import anyio.lowlevel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.http.event_stream import SERVER_SEND
+from app.http.fanout import Connection
+from app.http.head import is_head
+from app.http.service import Service
 from streaming import Item, StreamId
-
-from .fanout import Connection
-from .head import is_head
-from .service import Service
-from .stream import SERVER_SEND
 
 logger = logging.getLogger("tailcast")
 

@@ -16,18 +16,17 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.http.fanout import Connection, Round, framed, joined
+from app.http.head import is_head
+from app.http.service import Service
 from streaming import StreamId, retry_field
-from streaming.merge import Subscription
-
-from .fanout import Connection, Round, framed, joined
-from .head import is_head
-from .service import Service
+from streaming.subscription import Subscription
 
 logger = logging.getLogger("tailcast")
 
 SERVER_SEND = "tailcast.server_send"
 """Scope key of the ASGI server's own ``send``, set by the app past middleware (see
-`app.main`); on the app's fast path ``send`` itself carries it (`server_send`)."""
+`app.http.application`); on the app's fast path ``send`` itself carries it (`server_send`)."""
 
 
 def server_send(scope: Scope, send: Send) -> Send:

@@ -13,10 +13,7 @@ from typing import TextIO
 import anyio
 import httpx
 
-from streaming.client import LiveEvent, ResetEvent, StoredItem, TailcastClient, id_key
-from streaming.errors import ClientError
-
-from .commands import (
+from app.cli.common import (
     SUBSCRIBE_TOKEN_ENV,
     Subcommands,
     add_url_argument,
@@ -27,6 +24,8 @@ from .commands import (
     say,
     service_url,
 )
+from tailcast.client import LiveEvent, ResetEvent, StoredItem, TailcastClient, id_key
+from tailcast.errors import ClientError
 
 _FLUSH_EVERY = 1000
 """While replaying, flush the output every this many items (live items are flushed at once)."""

@@ -6,7 +6,7 @@ quarter since the last. An open stream holds about 65 such objects (its connecti
 request, task and subscription), so while thousands of streams connect, full collections
 follow one another, each longer than the last: about half a second at 20,000 streams,
 during which the server answers nothing. While streams start faster than ``storm_rate``
-per second, or wait for their turn (`app.pacing`), full collections are put off; young
+per second, or wait for their turn (`app.http.pacing`), full collections are put off; young
 collections go on, so short-lived garbage is still freed. Once starts have been calm for
 ``settle`` seconds the collector's own thresholds are back and it catches up in one
 pass; a storm that lasts longer gets a full collection every ``max_defer`` seconds.
@@ -20,7 +20,7 @@ import time
 
 import anyio
 
-from .pacing import Turnstile
+from app.http.pacing import Turnstile
 
 logger = logging.getLogger("tailcast")
 

@@ -1,0 +1,1 @@
+"""The browser dashboard: one static page and its assets, served by the application."""

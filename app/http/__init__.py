@@ -1,0 +1,1 @@
+"""The HTTP layer: the FastAPI application, its routes, responses and the fan-out."""

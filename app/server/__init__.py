@@ -1,0 +1,1 @@
+"""Running the application under uvicorn: prompt shutdown, connection limits, the collector."""
