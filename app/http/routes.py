@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -297,6 +297,44 @@ async def get_item(
     return _json_response(item.json)
 
 
+def _parameter(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """An optional parameter of `stream`, documented as FastAPI documents its own."""
+    where = "header" if name == "Last-Event-ID" else "query"
+    return {
+        "name": name,
+        "in": where,
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_OR_NULL = {"type": "null"}
+_COUNT = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": LIMIT_MAX}, _OR_NULL]}
+_TEXT = {"anyOf": [{"type": "string"}, _OR_NULL]}
+_STREAM_PARAMETERS = [
+    _parameter(
+        "topic",
+        {"type": "array", "items": {"type": "string"}, "default": []},
+        "Only these topics (repeatable); absent means all topics.",
+    ),
+    _parameter("since", _TEXT, "Only items after this id ('<ms>-<seq>'); empty means absent."),
+    _parameter("limit", _COUNT, "End after this many items."),
+    _parameter(
+        "last",
+        _COUNT,
+        "Replay only the newest this many cached items (after since), then go live; a "
+        "resume with Last-Event-ID replays everything after it.",
+    ),
+    _parameter(
+        "access_token",
+        _TEXT,
+        "A JWT, for clients that cannot set 'Authorization' (EventSource).",
+    ),
+    _parameter("Last-Event-ID", _TEXT, "Resume after this id; wins over since."),
+]
+
+
 @router.get(
     "/stream",
     summary="Server-Sent Events: cached items, then live ones",
@@ -314,36 +352,11 @@ async def get_item(
             "content": _PROBLEM_CONTENT,
         },
     },
-    openapi_extra=_READ_SECURITY,
+    openapi_extra={**_READ_SECURITY, "parameters": _STREAM_PARAMETERS},
 )
-async def stream(
-    request: Request,
-    topic: TopicQuery = [],  # noqa: B006 - FastAPI copies defaults
-    since: SinceQuery = None,
-    limit: Annotated[
-        int | None, Query(ge=1, le=LIMIT_MAX, description="End after this many items.")
-    ] = None,
-    last: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=LIMIT_MAX,
-            description="Replay only the newest this many cached items (after since), then "
-            "go live; a resume with Last-Event-ID replays everything after it.",
-        ),
-    ] = None,
-    last_event_id: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Resume after this id; wins over since."),
-    ] = None,
-    access_token: AccessTokenQuery = None,
-) -> EventStream:
-    await _service(request).stream_starts.wait()
-    return _open_stream(request, topic, since, limit, last_event_id, access_token, last)
-
-
-async def open_stream(request: Request) -> EventStream:
-    """`stream` without FastAPI's parameter machinery, for the app's fast path."""
+async def stream(request: Request) -> EventStream:
+    """Open a stream. The handler reads its own parameters (`_STREAM_PARAMETERS` documents
+    them), so the app's fast path and FastAPI's routing parse and refuse them alike."""
     await _service(request).stream_starts.wait()
     query = request.query_params
     return _open_stream(

@@ -122,3 +122,20 @@ def test_cors_is_off_without_origins() -> None:
     assert preflight.status_code == 405
     assert not any(name.startswith("access-control-") for name in preflight.headers)
     assert not any(name.startswith("access-control-") for name in response.headers)
+
+
+def test_a_stream_refuses_bad_parameters_alike_with_cors_on_and_off(
+    client: httpx.Client, http: str
+) -> None:
+    # With CORS the stream is served by FastAPI's routing, without by the app's fast path:
+    # both reach the same handler, so the same problem comes back.
+    queries = ["limit=0", "last=x", "since=nope", "limit=1&topic=" + "t" * 300]
+    with (
+        run_server(backend="memory", http=http) as server,
+        httpx.Client(base_url=server.url, timeout=5) as plain,
+    ):
+        for query in queries:
+            fast = plain.get(f"/stream?{query}")
+            routed = client.get(f"/stream?{query}", headers={"Origin": ALLOWED})
+            assert fast.status_code == routed.status_code == 400, query
+            assert fast.json() == routed.json(), query
