@@ -1,4 +1,4 @@
-"""Tailcast's framework-free core: ids, cache, broadcast, merge and backends."""
+"""Tailcast's framework-free core: ids, items, cache, broadcast, subscriptions and backends."""
 
 from .backends import Backend, MemoryBackend, Stats
 from .broadcast import Broadcast

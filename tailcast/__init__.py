@@ -1,6 +1,6 @@
 """Tailcast's Python client: publish items, and subscribe with automatic resume.
 
-It needs only httpx, httpx-sse and anyio (``pip install 'tailcast[client]'`` installs no
+It needs only httpx, httpx-sse and anyio (``pip install tailcast`` installs no
 server dependency); see `tailcast.client` for the details.
 """
 
