@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.settings import Settings
 from tests.client.helpers import free_port
 from tests.support import RunningServer, run_server
 
@@ -361,3 +362,51 @@ def test_help_describes_every_command(command: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "usage: " in run.stdout
+
+
+def test_serve_help_gives_each_flag_its_type_default_and_variable() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--help"],
+        env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())  # unwrapped
+    assert (
+        "--port int Port to bind (0 picks a free one). (default: 8000) [env: TAILCAST_PORT]" in text
+    )
+    assert "--http {auto,httptools,h11} " in text
+    assert "--publish-token str " in text  # not its type's name, SecretStr
+    missing = [
+        name
+        for name in Settings.model_fields
+        if f"--{name.replace('_', '-')} " not in text
+        or f"[env: TAILCAST_{name.upper()}]" not in text
+    ]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--port", "eighty"], "tailcast serve: --port: Input should be a valid integer"),
+        (
+            ["--http", "spdy"],
+            "tailcast serve: --http: Input should be 'auto', 'httptools' or 'h11'",
+        ),
+        (["--max-streams", "0"], "tailcast serve: --max-streams: Input should be greater than"),
+    ],
+)
+def test_serve_refuses_an_invalid_value_naming_its_flag(flags: list[str], message: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert message in run.stderr
