@@ -9,19 +9,23 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import CliSettingsSource
 
 from app import __version__
 from app.cli import publish, tail
 from app.settings import Settings
 
+_Flags: TypeAlias = CliSettingsSource[argparse.Namespace]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser, flags = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(parser, args)
+        return _serve(flags(parsed_args=args))
     if hasattr(args, "handler"):  # the client commands: tail, publish
         status: int = args.handler(args)
         return status
@@ -29,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, _Flags]:
+    """The ``tailcast`` parser, and the source of `Settings` that reads its ``serve`` flags."""
     parser = argparse.ArgumentParser(
         prog="tailcast", description="Replay-then-live Server-Sent Events over a TTL cache."
     )
@@ -40,29 +45,37 @@ def _parser() -> argparse.ArgumentParser:
         help="run the service",
         description="Run the service. Every flag can also be set as TAILCAST_<NAME>.",
     )
-    for name, field in Settings.model_fields.items():
-        serve.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            metavar=name.upper(),
-            default=argparse.SUPPRESS,
-            help=_escaped(
-                f"{field.description} [env TAILCAST_{name.upper()}; default {field.default}]"
-            ),
-        )
+    # pydantic-settings adds a flag per setting, its help from the field: type, description,
+    # default and variable. Values are validated by Settings, not by argparse.
+    flags: _Flags = CliSettingsSource(
+        Settings,
+        root_parser=serve,
+        cli_kebab_case=True,
+        cli_show_env_vars=True,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        add_argument_method=_add_argument,
+    )
     tail.add_parser(commands)
     publish.add_parser(commands)
-    return parser
+    return parser, flags
 
 
-def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+def _add_argument(parser: argparse.ArgumentParser, *names: str, **options: Any) -> argparse.Action:
+    """argparse's ``add_argument``, showing a secret's value as ``str`` (not ``SecretStr``)."""
+    if options.get("metavar") == "SecretStr":
+        options["metavar"] = "str"
+    return parser.add_argument(*names, **options)
+
+
+def _serve(flags: _Flags) -> int:
     # Imported here: `tail` and `publish` should not pay for loading the server.
     from app.http.application import create_app
     from app.server.runner import build_server
 
-    given = {name: value for name, value in vars(args).items() if name in Settings.model_fields}
+    given: dict[str, Any] = flags()  # the flags given, by setting name; `None` for unset
     try:
-        settings = Settings(**given)
+        settings = Settings(_cli_settings_source=flags)
     except ValidationError as exc:
         for error in exc.errors():
             flag = "--" + "-".join(str(part) for part in error["loc"]).replace("_", "-")
@@ -88,7 +101,7 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
+def _serve_workers(settings: Settings, given: dict[str, Any]) -> None:
     """Run uvicorn's process manager; workers build the app from the environment."""
     import uvicorn
 
@@ -96,7 +109,11 @@ def _serve_workers(settings: Settings, given: dict[str, str]) -> None:
 
     assert settings.publish_token is not None
     for name, value in given.items():
-        os.environ[f"TAILCAST_{name.upper()}"] = str(value)
+        variable = f"TAILCAST_{name.upper()}"
+        if value is None:  # e.g. --max-connections None: unset, whatever the variable says
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = str(value)
     os.environ["TAILCAST_PUBLISH_TOKEN"] = settings.publish_token.get_secret_value()
     uvicorn.run(
         "app.http.application:create_app",
@@ -127,8 +144,3 @@ def _banner(settings: Settings, generated: bool) -> None:
         ]
     lines += ["Subscribe:", f"    curl -N {base}/stream"]
     print("\n".join(lines), flush=True)
-
-
-def _escaped(text: str) -> str:
-    """``text`` as argparse help, which formats it with ``%``: a literal ``%`` doubled."""
-    return text.replace("%", "%%")

@@ -255,47 +255,84 @@ def _item_errors(error: ProblemError, index: int) -> str:
 
 
 class Progress:
-    """Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise."""
+    """Progress on stderr: rich's bar, redrawn in place, on a terminal; else a plain line
+    every ``interval`` seconds (no control sequences in a log or a pipe)."""
 
     def __init__(self, stream: TextIO, interval: float, total_bytes: int | None) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
-        self.interval = 0.1 if self.tty else interval
-        self.total_bytes = total_bytes
+        self.interval = interval
         self.bytes_read = 0
         self.start = time.monotonic()
         self._last = self.start
-        self._drawn = False
+        self._in_place = _draws_in_place(stream)
+        self._bar = _Bar(stream, total_bytes) if self._in_place else None
+
+    def close(self) -> None:
+        """Stop redrawing (after `finish`, or after an error: the cursor shown again)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def rate(self, stored: int) -> float:
         elapsed = time.monotonic() - self.start
         return stored / elapsed if elapsed > 0 else 0.0
 
     def update(self, stored: int) -> None:
+        if self._bar is not None:
+            self._bar.show(self.bytes_read, stored, self.rate(stored))
+            return
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            self._show(stored)
+            self._line(stored)
 
     def finish(self, stored: int) -> None:
-        self._show(stored)
-        if self.tty and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Show the last figures; the bar stays on screen, above what is printed next."""
+        if not self._in_place:
+            self._line(stored)
+        elif self._bar is not None:
+            self._bar.show(self.bytes_read, stored, self.rate(stored))
+            self.close()
 
-    def _show(self, stored: int) -> None:
-        rate = self.rate(stored)
-        if not self.tty:
-            say("publish", f"published {stored} items ({rate:,.0f} items/s)")
-            return
-        text = f"{stored:,} items  {rate:,.0f} items/s"
-        if self.total_bytes:
-            done = min(1.0, self.bytes_read / self.total_bytes)
-            filled = round(done * 30)
-            text = f"[{'#' * filled}{'.' * (30 - filled)}] {done:4.0%}  {text}"
-        self.stream.write(f"\r{text}\x1b[K")
-        self.stream.flush()
-        self._drawn = True
+    def _line(self, stored: int) -> None:
+        say("publish", f"published {stored} items ({self.rate(stored):,.0f} items/s)")
+
+
+def _draws_in_place(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal that can redraw a line (not ``TERM=dumb``)."""
+    return stream.isatty() and os.environ.get("TERM", "") not in ("dumb", "unknown")
+
+
+class _Bar:
+    """rich's progress bar: the share of the file read and the time left, the items stored
+    so far and their rate. Reading a pipe (no size), the bar only shows activity."""
+
+    def __init__(self, stream: TextIO, total_bytes: int | None) -> None:
+        # Imported here: only a terminal pays for loading rich (`tail` never does).
+        from rich import progress
+        from rich.console import Console
+
+        columns: list[progress.ProgressColumn] = [
+            progress.BarColumn(),
+            progress.TaskProgressColumn(),
+            progress.TextColumn("{task.fields[stored]:,} items"),
+            progress.TextColumn("{task.fields[rate]:,.0f} items/s"),
+        ]
+        if total_bytes is not None:  # as pip shows it
+            columns += [progress.TextColumn("eta"), progress.TimeRemainingColumn()]
+        self._progress = progress.Progress(
+            *columns,
+            console=Console(file=stream),
+            redirect_stdout=False,
+        )
+        self._task = self._progress.add_task("publish", total=total_bytes, stored=0, rate=0.0)
+        self._progress.start()
+
+    def show(self, bytes_read: int, stored: int, rate: float) -> None:
+        self._progress.update(self._task, completed=bytes_read, stored=stored, rate=rate)
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 def _open(path: str) -> tuple[IO[bytes], int | None]:
@@ -367,6 +404,7 @@ async def _publish_file(args: argparse.Namespace) -> int:
                     _report_stop(name, interrupted, publisher.stored, args.skip)
                 raise
     finally:
+        progress.close()
         if source is not sys.stdin.buffer:
             source.close()
     progress.finish(publisher.stored)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import queue
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.settings import Settings
 from tests.client.helpers import free_port
 from tests.support import RunningServer, run_server
 
@@ -152,6 +157,8 @@ def test_publish_file_reports_progress_on_stderr(
     server: RunningServer, env: dict[str, str], tmp_path: Path
 ) -> None:
     path = jsonl(tmp_path / "items.jsonl", numbered(3000))
+    # Not a terminal, whatever the environment says: plain lines, no control sequences.
+    env = {**env, "TERM": "xterm-256color", "FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}
     result = tailcast(
         "publish", "--file", str(path), "--batch-size", "500", "--progress-interval", "0", env=env
     )
@@ -160,6 +167,61 @@ def test_publish_file_reports_progress_on_stderr(
                           result.stderr, re.MULTILINE)  # fmt: skip
     assert [int(count) for count in progress][-1] == 3000
     assert len(progress) >= 6  # one per batch with an interval of 0, and a last one
+    assert "\x1b" not in result.stderr
+    assert "\r" not in result.stderr
+
+
+def test_publish_file_on_a_terminal_redraws_a_bar_that_fits_the_width(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = jsonl(tmp_path / "items.jsonl", numbered(3000))
+    result, screen = _on_a_terminal(
+        "publish", "--file", str(path), "--batch-size", "500", env=env, columns=50
+    )
+    assert result.returncode == 0, screen
+    assert result.stdout.startswith("stored 3000 items")
+    # What the terminal shows: each redraw returns to the start of the line (\r).
+    frames = [f for f in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)) if f]
+    assert all(len(frame) <= 50 for frame in frames), frames  # so it never wraps
+    assert "100%" in frames[-1]
+    assert "3,000 items" in frames[-1]
+
+
+def _on_a_terminal(
+    *args: str, env: dict[str, str], columns: int
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run ``tailcast`` with stderr on a pseudo-terminal ``columns`` wide: the run (stdout
+    captured) and everything written to the terminal."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    unset = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    env = {name: value for name, value in env.items() if name not in unset}
+    written: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the command has exited
+            while chunk := os.read(primary, 65536):
+                written.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env={**env, "TERM": "xterm-256color"},
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+        ) as process:
+            os.close(secondary)
+            stdout, _ = process.communicate(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        os.close(primary)
+    run = subprocess.CompletedProcess(process.args, process.returncode, stdout, "")
+    return run, b"".join(written).decode()
 
 
 def test_publish_sends_text_that_is_not_json_as_a_string(env: dict[str, str]) -> None:
@@ -300,3 +362,51 @@ def test_help_describes_every_command(command: str) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "usage: " in run.stdout
+
+
+def test_serve_help_gives_each_flag_its_type_default_and_variable() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--help"],
+        env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    text = " ".join(run.stdout.split())  # unwrapped
+    assert (
+        "--port int Port to bind (0 picks a free one). (default: 8000) [env: TAILCAST_PORT]" in text
+    )
+    assert "--http {auto,httptools,h11} " in text
+    assert "--publish-token str " in text  # not its type's name, SecretStr
+    missing = [
+        name
+        for name in Settings.model_fields
+        if f"--{name.replace('_', '-')} " not in text
+        or f"[env: TAILCAST_{name.upper()}]" not in text
+    ]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--port", "eighty"], "tailcast serve: --port: Input should be a valid integer"),
+        (
+            ["--http", "spdy"],
+            "tailcast serve: --http: Input should be 'auto', 'httptools' or 'h11'",
+        ),
+        (["--max-streams", "0"], "tailcast serve: --max-streams: Input should be greater than"),
+    ],
+)
+def test_serve_refuses_an_invalid_value_naming_its_flag(flags: list[str], message: str) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert message in run.stderr
