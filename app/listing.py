@@ -19,10 +19,10 @@ from starlette.types import Receive, Scope, Send
 
 from streaming import Item, StreamId
 
-from .fanout import Connection
 from .head import is_head
 from .service import Service
 from .stream import SERVER_SEND
+from .uvicorn_fastpath import Connection
 
 logger = logging.getLogger("tailcast")
 

@@ -11,7 +11,7 @@ from .ids import IdGenerator, StreamId
 from .item import DEFAULT_TOPIC, Draft, Item
 from .merge import Event, Subscription
 from .replica import Replica
-from .sse import Live, Reset, ResetReason, retry_field
+from .sse import Live, Reset, ResetReason
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -39,6 +39,5 @@ __all__ = [
     "StreamId",
     "Subscription",
     "TailcastError",
-    "retry_field",
     "wall_clock_ms",
 ]
