@@ -30,8 +30,8 @@ from streaming import Broadcast, Event
 from streaming.merge import SharedBatches
 from streaming.patterns import PatternIndex
 
-from .sse import joined
-from .uvicorn_fastpath import framed
+from .sse import frame_parts
+from .uvicorn_fastpath import framed_parts
 
 logger = logging.getLogger("tailcast")
 
@@ -70,7 +70,7 @@ class Round:
         """``batch`` as one chunk of the chunked body, encoded once per round."""
         known = self._chunks.get(id(batch))
         if known is None:
-            known = self._chunks[id(batch)] = (batch, framed(joined(batch)))
+            known = self._chunks[id(batch)] = (batch, framed_parts(frame_parts(batch)))
         return known[1]
 
 
@@ -88,6 +88,10 @@ class Writer(Protocol):
 
     def resume(self) -> None:
         """Called once the fan-out lets go of the stream."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the stream: writing to it failed."""
         ...
 
 
@@ -228,8 +232,10 @@ class Fanout:
         try:
             return writer.flush(current)
         except Exception:
-            # One stream's fault must not end the fan-out of every other stream.
-            logger.exception("fan-out: writing to a stream failed; handing it back")
+            # One stream's fault must not end the fan-out of every other stream. It lost
+            # what the failed write held, so it must not go on either.
+            logger.exception("fan-out: writing to a stream failed; dropping it")
+            writer.abort()
             return False
 
     def _release(self, writer: Writer) -> None:

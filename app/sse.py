@@ -38,6 +38,9 @@ def _item_layout() -> tuple[bytes, bytes, bytes]:
 
 _HEAD_START, _HEAD_END, _FRAME_END = _item_layout()
 """``id: `` <id> ``\nevent: item\ndata: `` <json> ``\n\n`` (sse-starlette 3.7)."""
+_HEAD = b"%s%%d-%%d%s" % (_HEAD_START.replace(b"%", b"%%"), _HEAD_END.replace(b"%", b"%%"))
+"""The field lines before an item's JSON, to be formatted with its id (`StreamId` is the
+tuple ``(ms, seq)``, written ``<ms>-<seq>``)."""
 
 HEARTBEAT = ServerSentEvent(comment="heartbeat", sep=SEP).encode()
 """A comment frame that keeps an idle connection open through proxies."""
@@ -79,7 +82,7 @@ def frame_head(item: Item) -> bytes:
     """The item's field lines up to its JSON, encoded the first time they are needed."""
     head = item.frame_head
     if head is None:
-        head = b"%s%s%s" % (_HEAD_START, str(item.id).encode(), _HEAD_END)
+        head = _HEAD % item.id
         item.keep_frame_head(head)
     return head
 
@@ -89,12 +92,18 @@ def item_frame(item: Item) -> bytes:
     return b"%s%s%s" % (frame_head(item), item.json, _FRAME_END)
 
 
-def joined(batch: Sequence[Event], head: bytes = b"") -> bytes:
-    """The batch's frames (after ``head``, the retry hint) as one body."""
-    parts = [head]
+def frame_parts(batch: Sequence[Event], head: bytes = b"") -> list[bytes]:
+    """The batch's frames (after ``head``, the retry hint) as the pieces of one body, for
+    a writer to join with whatever it puts around them."""
+    parts = [head] if head else []
     for event in batch:
         if isinstance(event, Item):
-            parts += (frame_head(event), event.json, _FRAME_END)
+            parts += (event.frame_head or frame_head(event), event.json, _FRAME_END)
         else:
             parts.append(control_frame(event))
-    return b"".join(parts)
+    return parts
+
+
+def joined(batch: Sequence[Event], head: bytes = b"") -> bytes:
+    """The batch's frames (after ``head``, the retry hint) as one body."""
+    return b"".join(frame_parts(batch, head))
