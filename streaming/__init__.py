@@ -7,7 +7,7 @@ from .clock import Clock, wall_clock_ms
 from .config import LogConfig
 from .counters import Counters, Distribution
 from .errors import BackendClosed, BackendUnavailable, InvalidId, TailcastError
-from .events import Live, Reset, ResetReason, retry_field
+from .events import Live, Reset, ResetReason
 from .ids import IdGenerator, StreamId
 from .item import DEFAULT_TOPIC, Draft, Item
 from .replica import Replica
@@ -39,6 +39,5 @@ __all__ = [
     "StreamId",
     "Subscription",
     "TailcastError",
-    "retry_field",
     "wall_clock_ms",
 ]

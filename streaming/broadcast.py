@@ -18,7 +18,7 @@ from .item import Item
 class Broadcast:
     """A shared, bounded log of recent items with wake-ups for readers.
 
-    It retains at least the last ``max_items`` items and about ``max_bytes`` of frames,
+    It retains at least the last ``max_items`` items and about ``max_bytes`` of encoded items,
     trimming in steps so appends stay amortised O(1).
     """
 

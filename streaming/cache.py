@@ -222,7 +222,7 @@ class ItemCache:
             self._topic_bytes[topic] = 0
             self.topics_version += 1
         index.add(item)
-        self._topic_bytes[topic] += len(item.frame)
+        self._topic_bytes[topic] += item.size
 
     def _unindex(self, item: Item) -> None:
         self._by_id.remove(item.id)
@@ -230,7 +230,7 @@ class ItemCache:
         index = self._by_topic[topic]
         index.remove(item.id)
         if index:
-            self._topic_bytes[topic] -= len(item.frame)
+            self._topic_bytes[topic] -= item.size
         else:
             del self._by_topic[topic], self._topic_bytes[topic]
             self.topics_version += 1

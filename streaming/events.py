@@ -1,6 +1,6 @@
-"""SSE frames other than items: control events and the retry hint.
+"""What a subscription sends besides items: in-band control events, as plain values.
 
-Frames are bytes with ``\\n`` line endings; items carry their own (see `Item.frame`).
+How they are written on the wire is the service's business (`app.http.sse`).
 """
 
 from __future__ import annotations
@@ -8,15 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import orjson
-
 from .ids import StreamId
 
 ResetReason = Literal["expired", "evicted", "restarted", "unknown_id"]
-
-
-def _id_or_none(value: StreamId | None) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +21,6 @@ class Reset:
     requested: StreamId | None
     oldest: StreamId | None
 
-    @property
-    def frame(self) -> bytes:
-        payload = {
-            "reason": self.reason,
-            "requested": _id_or_none(self.requested),
-            "oldest": _id_or_none(self.oldest),
-        }
-        return b"event: reset\ndata: " + orjson.dumps(payload) + b"\n\n"
-
 
 @dataclass(frozen=True, slots=True)
 class Live:
@@ -44,13 +29,3 @@ class Live:
 
     cutoff: StreamId | None
     replayed: int = 0
-
-    @property
-    def frame(self) -> bytes:
-        payload = {"cutoff": _id_or_none(self.cutoff), "replayed": self.replayed}
-        return b"event: live\ndata: " + orjson.dumps(payload) + b"\n\n"
-
-
-def retry_field(milliseconds: int) -> bytes:
-    """The reconnection-delay hint: one field line, to precede the first event's lines."""
-    return b"retry: %d\n" % milliseconds

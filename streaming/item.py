@@ -1,4 +1,4 @@
-"""Items: what producers publish, as stored, with their SSE frame encoded once."""
+"""Items: what producers publish, as stored, with their JSON encoded once."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ DEFAULT_TOPIC = "default"
 
 Identity = tuple[str, str | StreamId]
 
-_FRAME_HEAD = b"event: item\nid: "
-_DATA_HEAD = b"\ndata: "
+FRAME_ROOM = 64
+"""Bytes an item counts for in byte budgets beyond its JSON: room for the field lines of
+its SSE frame (``id``, ``event`` and ``data``: 25 bytes and an id of at most 39)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,8 @@ class Draft:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Item:
-    """A stored item. ``frame`` is its complete SSE event, shared by every subscriber.
+    """A stored item. ``json`` is the item as a JSON object, encoded once: what ``GET
+    /items`` and the answer to a publish send, and the data of its SSE frame.
 
     ``key`` is the producer's key, or the item's id when it was published without one
     (``keyed`` False).
@@ -45,8 +47,11 @@ class Item:
     data: Any
     created_at: int
     expires_at: int
-    frame: bytes = field(repr=False)
+    json: bytes = field(repr=False)
     keyed: bool = True
+    frame_head: bytes | None = field(default=None, repr=False)
+    """The field lines of the item's SSE frame before its JSON, set once by the service's
+    codec (`app.http.sse`) when a stream first needs them, and shared by every stream after."""
 
     @classmethod
     def create(
@@ -57,10 +62,10 @@ class Item:
         created_at: int,
         expires_at: int,
     ) -> Item:
-        """Build an item and encode its JSON and SSE frame, once."""
+        """Build an item and encode its JSON, once."""
         text = str(id)
         key = text if draft.key is None else draft.key
-        body = orjson.dumps(
+        encoded = orjson.dumps(
             {
                 "id": text,
                 "key": key,
@@ -70,9 +75,11 @@ class Item:
                 "expires_at": expires_at,
             }
         )
-        frame = b"%s%s%s%s\n\n" % (_FRAME_HEAD, text.encode(), _DATA_HEAD, body)
+        # Kept as a copy of its exact size: orjson's result keeps the whole buffer it was
+        # encoded in (4 KiB for a small item).
+        body = b"%b" % encoded
         keyed = draft.key is not None
-        return cls(id, draft.topic, key, draft.data, created_at, expires_at, frame, keyed)
+        return cls(id, draft.topic, key, draft.data, created_at, expires_at, body, keyed)
 
     @property
     def identity(self) -> Identity:
@@ -82,12 +89,11 @@ class Item:
         return (self.topic, self.key if self.keyed else self.id)
 
     @property
-    def json(self) -> bytes:
-        """The item as a JSON object (the ``data:`` line of its frame)."""
-        start = self.frame.index(_DATA_HEAD, len(_FRAME_HEAD)) + len(_DATA_HEAD)
-        return self.frame[start:-2]
-
-    @property
     def size(self) -> int:
-        """Bytes the item counts for in the cache's byte budget: its encoded frame."""
-        return len(self.frame)
+        """Bytes the item counts for in byte budgets: its JSON and `FRAME_ROOM`. Fixed
+        from the start, so that the books stay right once its frame head is set."""
+        return len(self.json) + FRAME_ROOM
+
+    def keep_frame_head(self, head: bytes) -> None:
+        """Set `frame_head` (the service's codec does, once)."""
+        object.__setattr__(self, "frame_head", head)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _ORIGIN = StreamId(0, 0)
 
 Event = Item | Reset | Live
-"""What a subscription delivers; every event has its SSE ``frame`` ready to send."""
+"""What a subscription delivers: items, and the control events around them."""
 
 logger = logging.getLogger("tailcast.subscription")
 

@@ -3,19 +3,24 @@ several items, and a stream still gets every item once, in order."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 import pytest
 
 from app.http.fanout import Fanout, Round
-from streaming import Draft, MemoryBackend
+from app.http.sse import item_frame
+from app.server.uvicorn_fastpath import framed
+from streaming import Draft, Item, MemoryBackend
 from tests.redis.helpers import TOKEN, Instance, running_instances
 from tests.support import RunningServer
 
@@ -25,10 +30,10 @@ PIPELINED = 10
 class _RawStream:
     """A subscriber on a plain socket that keeps the body's chunks as the server wrote them."""
 
-    def __init__(self, server: RunningServer | Instance) -> None:
+    def __init__(self, server: RunningServer | Instance, query: str = "") -> None:
         address = urlsplit(server.url)
         self.sock = socket.create_connection((address.hostname, address.port), timeout=10)
-        self.sock.sendall(b"GET /stream HTTP/1.1\r\nhost: test\r\n\r\n")
+        self.sock.sendall(b"GET /stream%s HTTP/1.1\r\nhost: test\r\n\r\n" % query.encode())
         self._buffer = b""
         self._head_done = False
 
@@ -123,7 +128,8 @@ def test_a_round_encodes_each_shared_batch_once_whatever_the_order_of_streams() 
     # Streams on the two topics interleave; each batch's chunk is still built only once.
     assert current.chunk(batch_a) is first_a
     assert current.chunk(batch_b) is first_b
-    assert first_a == b"%x\r\n%s\r\n" % (len(batch_a[0].frame), batch_a[0].frame)
+    assert isinstance(batch_a[0], Item)
+    assert first_a == framed(item_frame(batch_a[0]))
 
 
 ROUND_STREAMS = 600
@@ -184,6 +190,7 @@ class _Recorder:
         self.fails = fails
         self.flushes = 0
         self.resumed = False
+        self.aborted = False
 
     def flush(self, current: Round) -> bool:
         self.flushes += 1
@@ -193,6 +200,9 @@ class _Recorder:
 
     def resume(self) -> None:
         self.resumed = True
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 async def test_a_stream_that_fails_is_handed_back_and_the_others_go_on() -> None:
@@ -301,3 +311,47 @@ async def test_after_a_round_that_saw_several_publishes_the_next_one_waits() -> 
     took = first_ended - first_began
     # Half the round, at most 10 ms; timers may wake a little early.
     assert second_began - first_ended >= min(took / 2, 0.01) / 2, (took, second_began - first_ended)
+
+
+def test_a_stream_whose_writes_fail_leaves_the_fan_out_to_the_others(
+    server: RunningServer,
+) -> None:
+    failing, healthy = _RawStream(server, "?topic=t"), _RawStream(server)
+    try:
+        failing.until_live()
+        healthy.until_live()
+        assert _eventually(lambda: len(server.service.fanout) == 2)
+        _refuse_writes(server, b"topic=t")
+        for n in range(3):  # the fan-out keeps writing to the healthy stream, round after round
+            posted = httpx.post(
+                f"{server.url}/items", json={"topic": "t", "data": {"n": n}}, headers=server.auth
+            )
+            assert posted.status_code == 201
+            assert healthy.item_chunks(1) == [[n]]
+        assert _eventually(lambda: len(server.service.streams) == 1)
+    finally:
+        failing.close()
+        healthy.close()
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _refuse_writes(server: RunningServer, query: bytes) -> None:
+    """Half-close, on the server's side, the connection of the stream opened with ``query``:
+    every write to it raises from then on, the fan-out's direct write included."""
+
+    async def half_close() -> None:
+        for protocol in server.server.server_state.connections:
+            cycle: Any = getattr(protocol, "cycle", None)
+            if cycle is not None and cycle.scope["query_string"] == query:
+                protocol.transport.write_eof()
+
+    loop = server.server.servers[0].get_loop()
+    asyncio.run_coroutine_threadsafe(half_close(), loop).result(timeout=5)

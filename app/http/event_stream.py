@@ -1,25 +1,38 @@
 """The `/stream` response: a subscription's events written as Server-Sent Events.
 
-Built for fan-out. A stream's own task writes its replay and catch-ups, each ready batch
-in one send; once it has caught up it hands itself to the `Fanout`, which writes live
-items to every such stream without waking their tasks. Heartbeats come from one timer
-for all streams (a nudge of the live log), and stalled sends are found by one sweep,
-not by a deadline per send.
+Every frame comes from the codec (`app.http.sse`). Two ways to write them:
+
+- Under uvicorn with httptools, built for fan-out (`app.server.uvicorn_fastpath`). A stream's own
+  task writes its replay and catch-ups, each ready batch in one send; once it has caught
+  up it hands itself to the `Fanout`, which writes live items to every such stream
+  without waking their tasks. Heartbeats come from one timer for all streams (a nudge of
+  the live log), and stalled sends are found by one sweep (`watch_streams`), not by a
+  deadline per send.
+- Under any other server (uvicorn with h11 included), through sse-starlette's
+  `EventSourceResponse` over the subscription: its ping sends the heartbeat, its
+  ``send_timeout`` drops a client that stopped reading, and its shutdown handling ends
+  the stream (``shutdown_event``, set by `Service.begin_shutdown` or by the server's exit,
+  with ``shutdown_grace`` to finish).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import anyio
+from sse_starlette import EventSourceResponse
+from sse_starlette.sse import SendTimeoutError
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from app.http.fanout import Connection, Round, framed, joined
+from app.http.fanout import Round
 from app.http.head import is_head
 from app.http.service import Service
-from streaming import StreamId, retry_field
+from app.http.sse import HEARTBEAT, heartbeat, joined, retry_field
+from app.server.uvicorn_fastpath import Connection, framed
+from streaming import StreamId
 from streaming.subscription import Subscription
 
 logger = logging.getLogger("tailcast")
@@ -35,8 +48,7 @@ def server_send(scope: Scope, send: Send) -> Send:
     return found or send
 
 
-_HEARTBEAT = b": heartbeat\n\n"
-_HEARTBEAT_CHUNK = framed(_HEARTBEAT)
+_HEARTBEAT_CHUNK = framed(HEARTBEAT)
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -70,8 +82,8 @@ class EventStream(Response):
         self._limit = limit
         self._last = last
         self._heartbeat_gap = service.settings.heartbeat / 2
-        self._scope: anyio.CancelScope | None = None  # without a `Connection` only
         self._connection: Connection | None = None
+        self._shutdown: anyio.Event | None = None  # through `EventSourceResponse` only
         self._subscription: Subscription | None = None
         self._receive: Receive | None = None
         self._parked = False
@@ -81,35 +93,80 @@ class EventStream(Response):
         self.last_write = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        service = self._service
-        # A copy: middleware may change them in place.
-        start = {"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)}
-        await send(start)
-        del start  # not kept for as long as the stream stays open
         if is_head(scope):  # the headers are the answer; no stream opens
+            await send(self._start())
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         # Body chunks go to the server directly: middleware has seen the response start,
         # and must not rewrite a stream's body (no compression).
         direct = server_send(scope, send)
         self._connection = Connection.of(direct)
-        self._receive = receive
+        service = self._service
         service.streams.add(self)
         try:
-            if self._connection is not None:
-                # One task per stream: it watches for the disconnect while parked. An abort
-                # closes the connection, which ends a send under way and the parked wait.
-                await self._pump(direct)
-            else:
-                async with anyio.create_task_group() as tasks:
-                    self._scope = tasks.cancel_scope
-                    tasks.start_soon(_cancel_on_disconnect, receive, tasks.cancel_scope)
-                    await self._pump(direct)
-                    tasks.cancel_scope.cancel()
+            if self._connection is None:
+                await self._respond_generic(scope, receive, send, direct)
+                return
+            await send(self._start())
+            self._receive = receive
+            # One task per stream: it watches for the disconnect while parked. An abort
+            # closes the connection, which ends a send under way and the parked wait.
+            await self._pump(direct)
         finally:
             service.streams.discard(self)
         if not self._aborted:  # after a disconnect uvicorn drops this write
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _start(self) -> Message:
+        # A copy of the headers: middleware may change them in place.
+        return {"type": "http.response.start", "status": 200, "headers": list(self.raw_headers)}
+
+    async def _respond_generic(
+        self, scope: Scope, receive: Receive, send: Send, direct: Send
+    ) -> None:
+        """Serve the stream through `EventSourceResponse`: any server but uvicorn's httptools."""
+        settings = self._service.settings
+        self._shutdown = anyio.Event()
+        response = EventSourceResponse(
+            self._frames(),
+            ping=settings.heartbeat / 2,  # within the fast path's gaps: a half to 5/6 of it
+            ping_message_factory=heartbeat,
+            send_timeout=settings.send_timeout,
+            shutdown_event=self._shutdown,
+            shutdown_grace_period=settings.shutdown_grace,
+        )
+        response.raw_headers = list(self.raw_headers)  # the same headers as the fast path
+
+        async def start_then_direct(message: Message) -> None:
+            await (send if message["type"] == "http.response.start" else direct)(message)
+
+        try:
+            await response(scope, receive, start_then_direct)
+        except SendTimeoutError:
+            logger.warning(
+                "dropping a client that read nothing for %.0f s (send_timeout)",
+                settings.send_timeout,
+            )
+
+    async def _frames(self) -> AsyncIterator[bytes]:
+        """The subscription's events as frames, each ready batch as one body part, until
+        it ends or shutdown begins."""
+        subscription = await self._subscribe()
+        shutdown = self._shutdown
+        assert shutdown is not None
+        head = retry_field(self._service.settings.retry_ms)
+        try:
+            while (batch := subscription.poll()) is not None:
+                if batch:
+                    yield joined(batch, head)
+                    head = b""
+                elif shutdown.is_set():
+                    return
+                else:
+                    await subscription.wait()  # items, a nudge, or the log's close
+        finally:
+            subscription.close()
+            logger.debug("stream closed: topics=%s", sorted(self._topics))
 
     @property
     def topics(self) -> frozenset[str]:
@@ -120,8 +177,12 @@ class EventStream(Response):
         self._aborted = True
         if self._connection is not None:
             self._connection.abort()
-        elif self._scope is not None:
-            self._scope.cancel()  # without a connection, uvicorn closes it on return
+
+    def shut_down(self) -> None:
+        """Shutdown began: end the stream (through `EventSourceResponse`'s own handling;
+        on the fast path, the log's close ends it)."""
+        if self._shutdown is not None:
+            self._shutdown.set()
 
     def flush(self, current: Round) -> bool:
         """For the `Fanout`: write what is ready without blocking, or hand the stream back."""
@@ -146,7 +207,7 @@ class EventStream(Response):
             self._parked = False
             self._connection.wake()
 
-    async def _pump(self, send: Send) -> None:
+    async def _subscribe(self) -> Subscription:
         service = self._service
         await service.backend.sync(self._since)
         subscription = service.backend.subscribe(
@@ -154,6 +215,13 @@ class EventStream(Response):
         )
         self._subscription = subscription
         logger.debug("stream opened: topics=%s since=%s", sorted(self._topics), self._since)
+        return subscription
+
+    async def _pump(self, send: Send) -> None:
+        """Write the subscription on the fast path: replay and catch-ups from this task,
+        live items from the fan-out while parked."""
+        service = self._service
+        subscription = await self._subscribe()
         # The retry hint rides in the first event's block: a block holding only `retry:`
         # is not an event, yet some clients dispatch it as an empty message.
         head = retry_field(service.settings.retry_ms)
@@ -162,15 +230,13 @@ class EventStream(Response):
         assert receive is not None
         try:
             connection = self._connection
+            assert connection is not None
             while (batch := subscription.poll()) is not None:
                 if batch:
                     chunk = joined(batch, head)
                     head = b""
                 elif time.monotonic() - self.last_write >= self._heartbeat_gap:
-                    chunk = _HEARTBEAT
-                elif connection is None:
-                    await subscription.wait()
-                    continue
+                    chunk = HEARTBEAT
                 elif connection.disconnected:
                     break
                 elif connection.writable:
@@ -208,14 +274,9 @@ class EventStream(Response):
         self.sending_since = 0.0
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
 async def watch_streams(service: Service) -> None:
-    """For the service's lifetime: tick heartbeats and drop clients that stopped reading.
+    """For the service's lifetime: tick heartbeats and drop clients that stopped reading
+    (on the fast path: `EventSourceResponse` does both for the other streams).
 
     A stream sends a heartbeat at the first tick after it has been quiet for half of
     ``heartbeat``; ticking every third of it keeps every gap under ``heartbeat`` with room

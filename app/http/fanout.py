@@ -11,6 +11,9 @@ at the same place on the same topics share one batch, read, filtered and encoded
 chunk once (`Round`), which leaves little more than the write itself per stream. A
 stream whose connection stops taking writes (the client reads slowly) is handed back to
 its own task, which waits for the socket to drain; it can never hold up the others.
+
+The streams are those uvicorn serves with httptools (`app.server.uvicorn_fastpath`): the
+fan-out writes to their connections directly, in chunks of frames from `app.http.sse`.
 """
 
 from __future__ import annotations
@@ -18,19 +21,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
+from app.http.sse import frame_parts
+from app.server.uvicorn_fastpath import framed_parts
 from streaming import Broadcast
 from streaming.patterns import PatternIndex
 from streaming.subscription import Event, SharedBatches
 
 logger = logging.getLogger("tailcast")
 
-_HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
-_CYCLE_ATTRIBUTES = ("transport", "flow", "disconnected", "message_event")
 _SETTLE_MAX = 0.002
 """Longest (s) a round waits for publishes already under way."""
 _SLICE = 64
@@ -43,51 +46,6 @@ _GATHER_SHARE = 0.5
 """How long the fan-out pauses after a busy round, as a share of the round's time."""
 _GATHER_MAX = 0.01
 """Longest (s) the fan-out pauses after a busy round."""
-
-
-class Connection:
-    """Non-blocking chunk writes to a uvicorn (httptools) HTTP/1.1 response under way.
-
-    Built from the server's ASGI ``send`` (a bound method of uvicorn's request cycle);
-    `of` returns None for any other server, and streams then write through ``send``.
-    """
-
-    __slots__ = ("_cycle",)
-
-    def __init__(self, cycle: Any) -> None:
-        self._cycle = cycle
-
-    @classmethod
-    def of(cls, send: object) -> Connection | None:
-        cycle = getattr(send, "__self__", None)
-        if type(cycle).__module__ != _HTTPTOOLS_CYCLE:
-            return None
-        if not all(hasattr(cycle, name) for name in _CYCLE_ATTRIBUTES):
-            return None  # a uvicorn whose internals moved: stay on the ASGI path
-        return cls(cycle)
-
-    @property
-    def disconnected(self) -> bool:
-        return bool(self._cycle.disconnected)
-
-    @property
-    def writable(self) -> bool:
-        """Whether a write now goes out without queueing behind a congested socket."""
-        cycle = self._cycle
-        return not (cycle.disconnected or cycle.flow.write_paused)
-
-    def write(self, data: bytes) -> None:
-        """Write body chunks already framed for the chunked response body (`framed`)."""
-        self._cycle.transport.write(data)
-
-    def abort(self) -> None:
-        """Drop the connection now, unsent data and all (a client that stopped reading)."""
-        self._cycle.transport.abort()
-
-    def wake(self) -> None:
-        """End a wait for the request's next message (ASGI ``receive``) under way: it
-        returns an empty body part, or the disconnect if the client left meanwhile."""
-        self._cycle.message_event.set()
 
 
 class Round:
@@ -111,20 +69,8 @@ class Round:
         """``batch`` as one chunk of the chunked body, encoded once per round."""
         known = self._chunks.get(id(batch))
         if known is None:
-            known = self._chunks[id(batch)] = (batch, framed(joined(batch)))
+            known = self._chunks[id(batch)] = (batch, framed_parts(frame_parts(batch)))
         return known[1]
-
-
-def joined(batch: Sequence[Event], head: bytes = b"") -> bytes:
-    """The batch's frames (after ``head``) as one body; a lone frame goes out as is."""
-    if len(batch) == 1 and not head:
-        return batch[0].frame
-    return b"".join([head, *(event.frame for event in batch)])
-
-
-def framed(body: bytes) -> bytes:
-    """``body`` as one chunk of an HTTP/1.1 chunked body: size line, data, CRLF."""
-    return b"%x\r\n%s\r\n" % (len(body), body)
 
 
 class Writer(Protocol):
@@ -141,6 +87,10 @@ class Writer(Protocol):
 
     def resume(self) -> None:
         """Called once the fan-out lets go of the stream."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the stream: writing to it failed."""
         ...
 
 
@@ -281,8 +231,10 @@ class Fanout:
         try:
             return writer.flush(current)
         except Exception:
-            # One stream's fault must not end the fan-out of every other stream.
-            logger.exception("fan-out: writing to a stream failed; handing it back")
+            # One stream's fault must not end the fan-out of every other stream. It lost
+            # what the failed write held, so it must not go on either.
+            logger.exception("fan-out: writing to a stream failed; dropping it")
+            writer.abort()
             return False
 
     def _release(self, writer: Writer) -> None:

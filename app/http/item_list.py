@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.http.event_stream import SERVER_SEND
-from app.http.fanout import Connection
 from app.http.head import is_head
 from app.http.service import Service
+from app.server.uvicorn_fastpath import Connection
 from streaming import Item, StreamId
 
 logger = logging.getLogger("tailcast")

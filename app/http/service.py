@@ -25,6 +25,10 @@ class OpenStream(Protocol):
         """Drop the stream: its client stopped reading."""
         ...
 
+    def shut_down(self) -> None:
+        """End the stream: the service shuts down."""
+        ...
+
 
 STREAM_STARTS_PER_TURN = 16
 """Streams that may start in one turn of the event loop (see `app.http.pacing`)."""
@@ -56,4 +60,6 @@ class Service:
 
     def begin_shutdown(self) -> None:
         """End every open stream now, so the server can finish its open responses."""
+        for stream in list(self.streams):
+            stream.shut_down()
         self.backend.replica.close()

@@ -306,12 +306,12 @@ def test_a_topic_dropped_from_the_loss_log_still_reports_its_losses(clock: FakeC
     assert loss.id >= sid("1000000-1")
 
 
-def test_bytes_is_the_total_size_of_the_cached_frames(clock: FakeClock) -> None:
+def test_bytes_is_the_total_size_of_the_cached_items(clock: FakeClock) -> None:
     cache = new_cache(clock)
     items = [make_item(f"1000000-{seq}", data="y" * seq) for seq in range(3)]
     for item in items:
         cache.add(item)
-    assert cache.bytes == sum(len(item.frame) for item in items)
+    assert cache.bytes == sum(item.size for item in items)
 
 
 def test_replacing_an_item_in_the_millisecond_it_expires_keeps_the_cache_consistent() -> None:

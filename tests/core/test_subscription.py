@@ -110,7 +110,7 @@ def test_no_topics_means_every_topic(backend: MemoryBackend) -> None:
     assert drain(subscription) == [*published, Live(published[-1].id, len(published)), *live]
 
 
-def test_every_subscriber_gets_the_same_frame_object(backend: MemoryBackend) -> None:
+def test_every_subscriber_gets_the_same_item_object(backend: MemoryBackend) -> None:
     replayed = publish(backend)
     early, late = backend.subscribe(), backend.subscribe()
     drain(early)
@@ -119,7 +119,7 @@ def test_every_subscriber_gets_the_same_frame_object(backend: MemoryBackend) -> 
     from_late = [e for e in drain(late) if isinstance(e, Item)]
     assert from_early[0] is live
     assert from_late[0] is replayed
-    assert from_late[1].frame is from_early[0].frame is live.frame
+    assert from_late[1] is from_early[0] is live
 
 
 def test_a_needed_item_that_expired_gives_a_reset_expired(
@@ -191,13 +191,6 @@ def test_since_on_an_empty_log_gives_a_reset_unknown_id(backend: MemoryBackend) 
         Reset("unknown_id", since, None),
         Live(None, 0),
     ]
-
-
-def test_a_reset_frame_names_the_reason_and_ids() -> None:
-    reset = Reset("expired", sid("5-1"), sid("7-0"))
-    assert reset.frame == (
-        b'event: reset\ndata: {"reason":"expired","requested":"5-1","oldest":"7-0"}\n\n'
-    )
 
 
 def test_limit_ends_the_stream_after_that_many_items(backend: MemoryBackend) -> None:
