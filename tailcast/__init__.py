@@ -4,24 +4,16 @@ It needs only httpx, httpx-sse and anyio (``pip install tailcast`` installs no
 server dependency); see `tailcast.client` for the details.
 """
 
-from tailcast.client import (
+from tailcast.client import Subscription, TailcastClient, encode_item
+from tailcast.errors import (
     ClientError,
-    Event,
-    LiveEvent,
     PayloadTooLarge,
     ProblemError,
-    ResetError,
-    ResetEvent,
-    StoredItem,
-    Subscription,
-    TailcastClient,
-    TopicInfo,
     Unauthorized,
     Unavailable,
     Unprocessable,
-    encode_item,
-    id_key,
 )
+from tailcast.models import Event, LiveEvent, ResetError, ResetEvent, StoredItem, TopicInfo, id_key
 
 __all__ = [
     "ClientError",

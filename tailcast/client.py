@@ -53,24 +53,7 @@ from tailcast.models import (
     id_key,
 )
 
-__all__ = [
-    "ClientError",
-    "Event",
-    "LiveEvent",
-    "PayloadTooLarge",
-    "ProblemError",
-    "ResetError",
-    "ResetEvent",
-    "StoredItem",
-    "Subscription",
-    "TailcastClient",
-    "TopicInfo",
-    "Unauthorized",
-    "Unavailable",
-    "Unprocessable",
-    "encode_item",
-    "id_key",
-]
+__all__ = ["Subscription", "TailcastClient", "encode_item"]
 
 logger = logging.getLogger("tailcast.client")
 

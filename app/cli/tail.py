@@ -24,7 +24,7 @@ from app.cli.common import (
     say,
     service_url,
 )
-from tailcast.client import LiveEvent, ResetEvent, StoredItem, TailcastClient, id_key
+from tailcast import LiveEvent, ResetEvent, StoredItem, TailcastClient, id_key
 from tailcast.errors import ClientError
 
 _FLUSH_EVERY = 1000

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from tailcast.client import Event, LiveEvent, ResetEvent, StoredItem
+from tailcast import Event, LiveEvent, ResetEvent, StoredItem
 from tests.support import RunningServer, run_server
 
 

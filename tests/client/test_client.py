@@ -8,7 +8,7 @@ import anyio
 import httpx
 import pytest
 
-from tailcast.client import (
+from tailcast import (
     Event,
     LiveEvent,
     PayloadTooLarge,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tailcast.client import LiveEvent, StoredItem, TailcastClient, TopicInfo
+from tailcast import LiveEvent, StoredItem, TailcastClient, TopicInfo
 from tests.client.test_cli import tailcast
 from tests.support import RunningServer
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from tailcast.client import Event, StoredItem, TailcastClient
+from tailcast import Event, StoredItem, TailcastClient
 from tests.client.helpers import ServerSlot, free_port, items, lives, resets, wait_until
 from tests.redis_support import RedisProcess
 
