@@ -1,10 +1,9 @@
 """The item cache: latest item per (topic, key), bounded by ttl, count and bytes; an item
 published without a key is kept on its own (`Item.identity`).
 
-cachetools' `TLRUCache` does expiry (per-item ttl) and size-driven eviction; since the
-cache is never read through ``[]``/``get`` (which would reorder it), its LRU order is
-write order, so a full cache evicts the oldest items first. Indexes by id, global and
-per topic, serve "everything after id X" in O(log n + k) (`_IdIndex`). Items that leave
+`_ExpiringStore` does expiry (per-item ttl) and size-driven eviction in write order, so a
+full cache evicts the oldest items first. Indexes by id, global and per topic, serve
+"everything after id X" in O(log n + k) (`_IdIndex`). Items that leave
 by expiry or eviction are recorded as losses, so a subscriber that needed one can be told.
 
 The topics a read asks for may include patterns (`streaming.patterns`): a read expands
@@ -20,9 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
-from typing import Any, Literal
-
-from cachetools import Cache, TLRUCache
+from typing import Literal
 
 from .clock import Clock
 from .errors import InvalidId
@@ -68,7 +65,7 @@ class ItemCache:
         self._max_items = max_items
         self._max_bytes = max_bytes
         self._clock = clock
-        self._store = _ExpiringStore(max_bytes, clock, self._lose)
+        self._store = _ExpiringStore(self._lose)
         self._by_id = _IdIndex()
         self._by_topic: dict[str, _IdIndex] = {}
         self._topic_bytes: dict[str, int] = {}  # encoded bytes cached per topic
@@ -84,35 +81,35 @@ class ItemCache:
     @property
     def bytes(self) -> int:
         """Total encoded size of the cached items."""
-        return int(self._store.currsize)
+        self.expire()
+        return self._store.size
 
     def add(self, item: Item) -> None:
         """Store ``item``, replacing an older item of the same identity without a loss."""
-        key = item.identity
         # One clock reading for the whole update: a clock crossing into a new millisecond
         # mid-way could otherwise expire an item between two steps (its index then drifts).
+        now = self._clock()
         store = self._store
-        with store.timer as now:
-            store.expire(now)
-            old = store.peek(key)
-            if old is not None:
-                del store[key]
-                self._unindex(old)
-            if item.size > self._max_bytes:
-                self._losses.record(item.topic, Loss(item.id, "evicted"))
-                return
-            if not now < item.expires_at:
-                # Expired on arrival (a slow replica loading old entries): it evicts nothing.
-                self._losses.record(item.topic, Loss(item.id, "expired"))
-                return
-            while store.count() >= self._max_items:
-                store.popitem()
-            store[key] = item
-        self._index(item)
+        store.expire(now)
+        old = store.pop(item.identity)
+        if old is not None:
+            self._unindex(old)
+        size = len(item.frame)
+        if size > self._max_bytes:
+            self._losses.record(item.topic, Loss(item.id, "evicted"))
+            return
+        if not now < item.expires_at:
+            # Expired on arrival (a slow replica loading old entries): it evicts nothing.
+            self._losses.record(item.topic, Loss(item.id, "expired"))
+            return
+        while len(store) >= self._max_items or store.size + size > self._max_bytes:
+            store.evict()
+        store.put(item, size)
+        self._index(item, size)
 
     def clear(self) -> None:
         """Forget every item (the log they came from is gone); not recorded as losses."""
-        self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
+        self._store = _ExpiringStore(self._lose)
         self._by_id = _IdIndex()
         self._by_topic = {}
         self._topic_bytes = {}
@@ -131,14 +128,15 @@ class ItemCache:
 
     def expire(self) -> None:
         """Drop expired items now; reads call this so they never see a stale item."""
-        self._store.expire()
+        self._store.expire(self._clock())
 
     def get(self, topic: str, key: str) -> Item | None:
         """The live item with ``key`` in ``topic``, without touching the eviction order: the
         keyed one, else the one published without a key whose id is ``key``."""
-        item = self._store.peek((topic, key))
+        now = self._clock()
+        item = self._store.peek((topic, key), now)
         if item is None and (id := _as_id(key)) is not None:
-            item = self._store.peek((topic, id))
+            item = self._store.peek((topic, id), now)
         return item
 
     def after(
@@ -213,7 +211,7 @@ class ItemCache:
         matches = topic_filter(chosen).matches
         return list(islice((i for i in self._by_id.walk(since) if matches(i.topic)), limit))
 
-    def _index(self, item: Item) -> None:
+    def _index(self, item: Item, size: int) -> None:
         self._by_id.add(item)
         topic = item.topic
         index = self._by_topic.get(topic)
@@ -222,7 +220,7 @@ class ItemCache:
             self._topic_bytes[topic] = 0
             self.topics_version += 1
         index.add(item)
-        self._topic_bytes[topic] += len(item.frame)
+        self._topic_bytes[topic] += size
 
     def _unindex(self, item: Item) -> None:
         self._by_id.remove(item.id)
@@ -345,44 +343,72 @@ def _as_id(key: str) -> StreamId | None:
     return id if str(id) == key else None
 
 
-def _expires_at(_key: _Key, item: Item, _now: float) -> float:
-    return item.expires_at
+class _ExpiringStore:
+    """Items by identity with per-item expiry, kept in write order (the oldest evicted
+    first), reporting every item dropped by expiry or eviction (not those taken out with
+    `pop`). ``size`` is the encoded bytes held.
 
+    Expiry times sit in a heap of ``(expires_at, id, key)`` tuples (compared in C); an
+    entry whose item was replaced or evicted stays in the heap until it comes to the top
+    or the heap is rebuilt (past twice the items held), so every operation is amortised
+    O(log n). An item counts as expired from the millisecond it expires at.
+    """
 
-def _size_of(item: Item) -> int:
-    return item.size
+    __slots__ = ("_heap", "_items", "_on_lost", "size")
 
-
-class _ExpiringStore(TLRUCache[_Key, Item]):
-    """A TLRUCache that reports every item it drops by expiry or eviction."""
-
-    def __init__(
-        self, max_bytes: int, clock: Clock, on_lost: Callable[[Item, LossReason], None]
-    ) -> None:
-        super().__init__(max_bytes, _expires_at, timer=clock, getsizeof=_size_of)
+    def __init__(self, on_lost: Callable[[Item, LossReason], None]) -> None:
+        self._items: OrderedDict[_Key, Item] = OrderedDict()
+        self._heap: list[tuple[int, StreamId, _Key]] = []
         self._on_lost = on_lost
+        self.size = 0
 
-    def expire(self, time: Any = None) -> list[tuple[_Key, Item]]:
-        expired: list[tuple[_Key, Item]] = super().expire(time)
-        for _key, item in expired:
-            self._on_lost(item, "expired")
-        return expired
+    def __len__(self) -> int:
+        """How many items are held, expired ones included until `expire` runs."""
+        return len(self._items)
 
-    def count(self) -> int:
-        """How many items are stored, expired ones included (``len`` expires first)."""
-        return Cache.__len__(self)
+    def peek(self, key: _Key, now: int) -> Item | None:
+        """The item held under ``key`` unless it has expired by ``now``."""
+        item = self._items.get(key)
+        return item if item is not None and now < item.expires_at else None
 
-    def popitem(self) -> tuple[_Key, Item]:
-        key, item = super().popitem()
+    def pop(self, key: _Key) -> Item | None:
+        """Take the item held under ``key`` out (not a loss); None if there is none."""
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.size -= len(item.frame)
+        return item
+
+    def put(self, item: Item, size: int) -> None:
+        """Hold ``item`` (its identity not held) as the newest; ``size`` is its bytes."""
+        key = item.identity
+        self._items[key] = item
+        self.size += size
+        heap = self._heap
+        if len(heap) > 2 * len(self._items) + 64:
+            heap[:] = [(i.expires_at, i.id, k) for k, i in self._items.items()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (item.expires_at, item.id, key))
+
+    def evict(self) -> None:
+        """Drop the oldest item held: a loss by eviction."""
+        _key, item = self._items.popitem(last=False)
+        self.size -= len(item.frame)
         self._on_lost(item, "evicted")
-        return key, item
 
-    def peek(self, key: _Key) -> Item | None:
-        """Read without moving the key in the LRU order (``in`` checks expiry, not order)."""
-        if key in self:
-            item: Item = Cache.__getitem__(self, key)
-            return item
-        return None
+    def expire(self, now: int) -> None:
+        """Drop every item expired by ``now``: losses by expiry."""
+        heap = self._heap
+        if not heap or now < heap[0][0]:
+            return
+        items = self._items
+        while heap and not now < heap[0][0]:
+            _expires, id, key = heapq.heappop(heap)
+            item = items.get(key)
+            if item is not None and item.id == id:  # else replaced or gone: a stale entry
+                del items[key]
+                self.size -= len(item.frame)
+                self._on_lost(item, "expired")
 
 
 class _LossLog:
