@@ -94,7 +94,7 @@ class ItemCache:
         old = store.pop(item.identity)
         if old is not None:
             self._unindex(old)
-        size = len(item.frame)
+        size = item.size
         if size > self._max_bytes:
             self._losses.record(item.topic, Loss(item.id, "evicted"))
             return
@@ -375,7 +375,7 @@ class _ExpiringStore:
         """Take the item held under ``key`` out (not a loss); None if there is none."""
         item = self._items.pop(key, None)
         if item is not None:
-            self.size -= len(item.frame)
+            self.size -= item.size
         return item
 
     def put(self, item: Item, size: int) -> None:
@@ -393,7 +393,7 @@ class _ExpiringStore:
     def evict(self) -> None:
         """Drop the oldest item held: a loss by eviction."""
         _key, item = self._items.popitem(last=False)
-        self.size -= len(item.frame)
+        self.size -= item.size
         self._on_lost(item, "evicted")
 
     def expire(self, now: int) -> None:
@@ -407,7 +407,7 @@ class _ExpiringStore:
             item = items.get(key)
             if item is not None and item.id == id:  # else replaced or gone: a stale entry
                 del items[key]
-                self.size -= len(item.frame)
+                self.size -= item.size
                 self._on_lost(item, "expired")
 
 
