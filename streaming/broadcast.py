@@ -54,7 +54,7 @@ class Broadcast:
     def publish(self, items: Sequence[Item]) -> None:
         """Append ``items`` and wake every waiting reader."""
         self._entries.extend(items)
-        self._bytes += sum(item.size for item in items)
+        self._bytes += sum([item.size for item in items])
         self._trim()
         self._wake()
 
@@ -107,6 +107,8 @@ class Broadcast:
 
     def _trim(self) -> None:
         entries = self._entries
+        if len(entries) <= 2 * self._max_items and self._bytes <= self._max_bytes:
+            return  # within both bounds: nothing to drop (most appends)
         drop = len(entries) - self._max_items if len(entries) > 2 * self._max_items else 0
         freed = sum(item.size for item in entries[:drop])
         if self._bytes - freed > self._max_bytes:

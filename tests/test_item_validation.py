@@ -1,0 +1,57 @@
+"""A posted item is validated once, whichever way: what the plain checks accept (the fast
+way for plainly valid items) is exactly what pydantic's `ItemIn` accepts, as the same draft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.http.problems import Problem
+from app.http.routes import _plain_draft, _validated
+from app.settings import Settings
+
+SETTINGS = Settings(publish_token="x")
+_NAMES = st.one_of(
+    st.text(max_size=5),
+    st.text(alphabet="ab*\x00\x1f\x7f\x85\u2028 \u3000", max_size=4),
+    st.sampled_from(["", "a" * 256, "a" * 257, "prices.*"]),
+)
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=3)
+)
+_DATA = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=12,
+)
+_ANY = st.one_of(_NAMES, _SCALARS, _DATA, st.floats(min_value=-1, max_value=1e7))
+_ENTRIES = st.fixed_dictionaries(
+    {"data": _DATA},
+    optional={
+        "key": st.one_of(_NAMES, _ANY),
+        "topic": st.one_of(_NAMES, _ANY),
+        "ttl": st.one_of(st.floats(min_value=-1, max_value=1e7), st.integers(-1, 10**7), _ANY),
+        "extra": _ANY,
+    },
+)
+
+
+def _by_pydantic(entry: Any) -> Any:
+    try:
+        return _validated([entry], ("body",), SETTINGS)[0]
+    except Problem:
+        return None
+
+
+@settings(max_examples=500)
+@given(_ENTRIES)
+def test_the_plain_checks_accept_only_what_pydantic_accepts_as_the_same_draft(
+    entry: dict[str, Any],
+) -> None:
+    plain = _plain_draft(entry, SETTINGS)
+    if plain is not None:
+        assert _by_pydantic(entry) == plain
