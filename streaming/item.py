@@ -14,8 +14,8 @@ DEFAULT_TOPIC = "default"
 Identity = tuple[str, str | StreamId]
 
 FRAME_ROOM = 64
-"""Bytes an item counts for in byte budgets beyond its JSON: room for the field lines of
-its SSE frame (``id``, ``event`` and ``data``: 25 bytes and an id of at most 39)."""
+"""Bytes an item's SSE frame holds beyond its JSON: room for its field lines (``id``,
+``event`` and ``data``: 25 bytes and an id of at most 39) and the blank line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,9 @@ class Item:
     expires_at: int
     json: bytes = field(repr=False)
     keyed: bool = True
-    frame_head: bytes | None = field(default=None, repr=False)
-    """The field lines of the item's SSE frame before its JSON, set once by the service's
-    codec (`app.http.sse`) when a stream first needs them, and shared by every stream after."""
+    frame: bytes | None = field(default=None, repr=False)
+    """The item's whole SSE frame, set once by the service's codec (`app.http.sse`) and
+    shared by every stream after: one piece per item to join into a write."""
 
     @classmethod
     def create(
@@ -90,10 +90,11 @@ class Item:
 
     @property
     def size(self) -> int:
-        """Bytes the item counts for in byte budgets: its JSON and `FRAME_ROOM`. Fixed
-        from the start, so that the books stay right once its frame head is set."""
-        return len(self.json) + FRAME_ROOM
+        """Bytes the item counts for in byte budgets: its JSON, and its frame (the JSON
+        again and `FRAME_ROOM`). Fixed from the start, so that the books stay right once
+        the frame is set."""
+        return 2 * len(self.json) + FRAME_ROOM
 
-    def keep_frame_head(self, head: bytes) -> None:
-        """Set `frame_head` (the service's codec does, once)."""
-        object.__setattr__(self, "frame_head", head)
+    def keep_frame(self, frame: bytes) -> None:
+        """Set `frame` (the service's codec does, once)."""
+        object.__setattr__(self, "frame", frame)

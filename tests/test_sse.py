@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sse_starlette import ServerSentEvent
 
-from app.http.sse import HEARTBEAT, control_frame, frame_head, item_frame, joined, retry_field
+from app.http.sse import HEARTBEAT, control_frame, item_frame, joined, retry_field
 from streaming import Draft, Item, Live, MemoryBackend, Reset, StreamId
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,13 +53,13 @@ def test_the_retry_hint_opens_the_first_event_block() -> None:
     assert body == b'retry: 1234\nevent: live\ndata: {"cutoff":null,"replayed":0}\n\n'
 
 
-def test_an_item_frame_head_is_encoded_once_for_every_stream() -> None:
+def test_an_item_frame_is_encoded_once_for_every_stream() -> None:
     backend = MemoryBackend()
     (item,) = backend.publish_now([Draft(1)])
     first, second = backend.subscribe(), backend.subscribe()
-    heads = {id(frame_head(e)) for s in (first, second) for e in s.poll() or [] if e is item}
-    assert len(heads) == 1
-    assert item.frame_head is not None
+    frames = {id(item_frame(e)) for s in (first, second) for e in s.poll() or [] if e is item}
+    assert len(frames) == 1
+    assert item.frame is not None
 
 
 def test_the_core_loads_no_starlette() -> None:

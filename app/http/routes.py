@@ -32,7 +32,7 @@ from app.http.schemas import (
     within_depth,
 )
 from app.http.service import Service
-from app.http.sse import frame_head
+from app.http.sse import item_frame
 from app.settings import Settings
 from streaming import DEFAULT_TOPIC, Draft, InvalidId, Item, StreamId, wall_clock_ms
 from streaming.patterns import is_pattern
@@ -310,8 +310,8 @@ async def publish(request: Request) -> Response:
         drafts = _drafts(payload, service.settings)
         grant.require({draft.topic for draft in drafts})
         items = await service.backend.publish(drafts)
-    for item in items:  # made here: encoded now, so that no replay pays for it
-        frame_head(item)
+    for item in items:  # made here: framed now, so that no replay pays for it
+        item_frame(item)
     body = items[0].json if isinstance(payload, dict) else _json_array(items)
     return _json_response(body, 201)
 

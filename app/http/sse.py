@@ -4,8 +4,9 @@ Control frames (``reset``, ``live``), the heartbeat comment and the retry hint a
 by `ServerSentEvent` itself. Items are the hot path: an item's frame is its field lines
 (``id``, ``event``, ``data:``), its JSON (encoded once by the core, `Item.json`) and the
 blank line, in the layout `ServerSentEvent` gives them (taken from it below, and checked
-against it by tests/test_sse.py). The field lines are encoded the first time any stream
-needs the item and kept on it (`Item.frame_head`), so replays and the fan-out share them.
+against it by tests/test_sse.py). The frame is encoded once, when the item is published
+here or the first time any stream needs it, and kept on the item (`Item.frame`), so
+replays and the fan-out share it and join one piece per item.
 
 Frames use ``\\n`` line endings: `EventSourceResponse` writes bytes as they are.
 """
@@ -78,18 +79,13 @@ def control_frame(event: Reset | Live) -> bytes:
     return ServerSentEvent(orjson.dumps(payload).decode(), event=name, sep=SEP).encode()
 
 
-def frame_head(item: Item) -> bytes:
-    """The item's field lines up to its JSON, encoded the first time they are needed."""
-    head = item.frame_head
-    if head is None:
-        head = _HEAD % item.id
-        item.keep_frame_head(head)
-    return head
-
-
 def item_frame(item: Item) -> bytes:
-    """The item's whole frame (`joined` writes it without this copy)."""
-    return b"%s%s%s" % (frame_head(item), item.json, _FRAME_END)
+    """The item's whole frame, encoded the first time it is needed and kept on the item."""
+    frame = item.frame
+    if frame is None:
+        frame = _HEAD % item.id + item.json + _FRAME_END
+        item.keep_frame(frame)
+    return frame
 
 
 def frame_parts(batch: Sequence[Event], head: bytes = b"") -> list[bytes]:
@@ -98,7 +94,7 @@ def frame_parts(batch: Sequence[Event], head: bytes = b"") -> list[bytes]:
     parts = [head] if head else []
     for event in batch:
         if isinstance(event, Item):
-            parts += (event.frame_head or frame_head(event), event.json, _FRAME_END)
+            parts.append(event.frame or item_frame(event))
         else:
             parts.append(control_frame(event))
     return parts
