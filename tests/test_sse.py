@@ -1,11 +1,9 @@
 """The SSE codec (`app.http.sse`): every frame is what sse-starlette's `ServerSentEvent` writes,
-item frames are encoded once and shared, and the core knows nothing of SSE."""
+item frames are encoded once and shared (that the core loads no SSE library:
+tests/test_dependencies.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -14,8 +12,6 @@ from sse_starlette import ServerSentEvent
 
 from app.http.sse import HEARTBEAT, control_frame, item_frame, joined, retry_field
 from streaming import Draft, Item, Live, MemoryBackend, Reset, StreamId
-
-ROOT = Path(__file__).resolve().parents[1]
 
 _ids = st.builds(StreamId, st.integers(0, 10**19 - 1), st.integers(0, 10**19 - 1))
 _json: st.SearchStrategy[Any] = st.recursive(
@@ -60,14 +56,3 @@ def test_an_item_frame_is_encoded_once_for_every_stream() -> None:
     frames = {id(item_frame(e)) for s in (first, second) for e in s.poll() or [] if e is item}
     assert len(frames) == 1
     assert item.frame is not None
-
-
-def test_the_core_loads_no_starlette() -> None:
-    probe = (
-        "import sys, streaming, streaming.backends.memory, streaming.backends.redis\n"
-        "print(sorted(m for m in sys.modules if 'starlette' in m))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
