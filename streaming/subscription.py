@@ -193,11 +193,14 @@ class Subscription:
             replica.counters.count_reset(reason)
             oldest = replica.cache.oldest(self._topics)
             pending.append(Reset(reason, self._last_sent, oldest))
-            logger.info(
-                "slow subscriber overrun; items it needed were %s: reset after %s",
-                reason,
-                self._last_sent,
-            )
+            if lost:
+                logger.info("the log lost items a subscriber had: reset after %s", self._last_sent)
+            else:
+                logger.info(
+                    "slow subscriber overrun; items it needed were %s: reset after %s",
+                    reason,
+                    self._last_sent,
+                )
         else:
             logger.debug("slow subscriber overrun; catching up %d items from cache", len(items))
         pending += items

@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 import anyio
 
 from ..ids import StreamId
+from ._scripts import payload_digest
 
-Appended = tuple[StreamId | None, list[bytes]]
-"""The id of the entry the appended ones follow (None if the log held none), and theirs."""
+Entry = tuple[StreamId, str]
+"""An entry of the log: its id and its digest (`_scripts.entry_digest`)."""
+
+Appended = tuple[Entry | None, list[bytes]]
+"""The entry the appended ones follow (None if the log held none), and their ids."""
 
 Append = Callable[[list[bytes]], Awaitable[Appended]]
 
@@ -82,7 +86,8 @@ class GroupedWrites:
         for pending in group:
             end = start + len(pending.payloads)
             pending.appended = (follows, ids[start:end])
-            follows, start = StreamId.trusted(ids[end - 1]), end
+            follows = (StreamId.trusted(ids[end - 1]), payload_digest(pending.payloads[-1]))
+            start = end
             pending.done.set()
 
     def _take(self) -> list[_Pending]:

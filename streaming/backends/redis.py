@@ -23,6 +23,7 @@ import logging
 import random
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Self
 
 import anyio
@@ -40,7 +41,7 @@ from ..errors import BackendUnavailable
 from ..ids import StreamId
 from ..item import Draft, Item
 from . import _scripts
-from ._grouped import GroupedWrites
+from ._grouped import Entry, GroupedWrites
 from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
 from ._redis_exchange import exchange
 from .base import Backend
@@ -85,11 +86,12 @@ class RedisBackend(Backend):
         self._tail_client: Redis | None = None
         self._healthy = False
         self._advanced: anyio.Event | None = None
-        self._acked: StreamId | None = None  # the newest id a publish here answered with
+        self._acked: Entry | None = None  # the newest entry a publish here answered with
+        self._tip: Entry | None = None  # the last entry this replica applied, if known
         # Batches published here and not applied yet, by the id of the entry each follows
         # in the log: applied as built for the answer (never parsed and encoded again) once
-        # this replica has applied that entry.
-        self._mine: dict[StreamId, list[Item]] = {}
+        # this replica has applied that very entry.
+        self._mine: dict[StreamId, _Batch] = {}
         self._writing = 0  # publishes waiting for Redis's answer
         self._writes = GroupedWrites(self._write)
 
@@ -119,7 +121,8 @@ class RedisBackend(Backend):
         try:
             self._epoch = await self._ensure_epoch()
             self.replica.floor = StreamId.parse(self._epoch)
-            self._load(await self._fetch(self._commands))
+            items, self._tip = await self._fetch(self._commands)
+            self._load(items)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(self._tail)
                 try:
@@ -147,25 +150,39 @@ class RedisBackend(Backend):
             # Built as every instance builds it from the entry (`_item`): times from the id.
             items.append(Item.create(id, draft, created_at=id.ms, expires_at=id.ms + ttl))
         self.replica.counters.published += len(items)
-        if self._acked is None or items[-1].id > self._acked:
-            self._acked = items[-1].id
-        if follows is not None and items[-1].id > self._position():
-            self._mine[follows] = items
+        tip = (items[-1].id, _scripts.payload_digest(payloads[-1]))
+        if self._acked is None or tip[0] > self._acked[0]:
+            self._acked = tip
+        if follows is not None and tip[0] > self._position():
+            self._mine[follows[0]] = _Batch(follows[1], items, payloads, tip)
             self._apply_mine()
         return items
 
     def _apply_mine(self) -> None:
         """Apply the batches published here that follow what this replica has applied, as
         the tail would on reading them: nothing of another writer's lies in between. A
-        batch that follows entries not applied yet waits for the tail to apply those."""
+        batch that follows entries not applied yet waits for the tail to apply those; one
+        that follows another entry under the same id (a server that a failover left
+        behind wrote it) is left to the tail, which finds the log lost what it applied."""
         mine, applied = self._mine, False
-        while mine and (items := mine.pop(self._position(), None)) is not None:
-            self.replica.apply(items)
+        while mine:
+            position, digest = self._seen()
+            batch = mine.get(position)
+            if batch is None or (digest and batch.follows != digest):
+                break
+            del mine[position]
+            self.replica.apply(batch.items)
+            self._tip = batch.tip
             applied = True
         if applied:
             self._wake()
 
-    async def _write(self, payloads: list[bytes]) -> tuple[StreamId | None, list[bytes]]:
+    def _seen(self) -> Entry:
+        """The last entry this replica applied: its id, and its digest ('' if unknown)."""
+        position, tip = self._position(), self._tip
+        return position, (tip[1] if tip is not None and tip[0] == position else "")
+
+    async def _write(self, payloads: list[bytes]) -> tuple[Entry | None, list[bytes]]:
         """Append ``payloads`` to the log; 503 (`BackendUnavailable`) when this Redis cannot
         take writes now, or when too few replicas confirmed them in time."""
         for attempt in range(2):
@@ -183,10 +200,10 @@ class RedisBackend(Backend):
             return ids
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write_once(self, payloads: list[bytes]) -> tuple[StreamId | None, list[bytes]]:
+    async def _write_once(self, payloads: list[bytes]) -> tuple[Entry | None, list[bytes]]:
         """The publish script and its ``WAIT``, pipelined on one connection: the WAIT
-        confirms exactly this connection's write. Returns the id of the entry the new ones
-        follow (None if the log held none) and the new ids."""
+        confirms exactly this connection's write. Returns the entry the new ones follow
+        (None if the log held none) and the new ids."""
         publisher = self._require(self._publisher)
         min_id = f"{max(0, self.clock() - self.config.ttl_max_ms)}-0"
         args = (self._stream, self._epoch_key, self._epoch or "", min_id, self._max_len)
@@ -213,15 +230,15 @@ class RedisBackend(Backend):
                 f"Redis replicated the write to {replies[1]} of {self._wait_replicas} "
                 "replicas in time; it may be lost."
             )
-        follows, *added = ids
-        return (StreamId.trusted(follows) if follows else None), added
+        follows, digest, *added = ids
+        return ((StreamId.trusted(follows), _text(digest)) if follows else None), added
 
     async def sync(self, since: StreamId | None = None) -> None:
         """Read-your-writes on this instance: wait (briefly) for the tail to apply every
         write answered here. ``since`` (from another instance, perhaps) is waited for
         only if the log holds it: an id it never had (from the future) waits for nothing."""
         if self._acked is not None:
-            await self._caught_up(self._acked)
+            await self._caught_up(self._acked[0])
         last = self.replica.last_id
         if since is None or (last is not None and since <= last):
             return
@@ -252,19 +269,20 @@ class RedisBackend(Backend):
             self._advanced = anyio.Event()
         await self._advanced.wait()
 
-    async def _ensure_epoch(self, client: Redis | None = None, seen: str | None = None) -> str:
+    async def _ensure_epoch(self, client: Redis | None = None, seen: Entry | None = None) -> str:
         """The log's epoch, after starting a new one if the log lost history this instance
-        saw: the stream is behind ``seen`` (by default our last id, or our newest write if
-        later), or no longer holds it (a failover dropped writes we read from the old
-        master)."""
+        saw: the stream is behind ``seen`` (by default the last entry we applied, or our
+        newest write if later), or no longer holds it (a failover dropped writes we read
+        from the old master)."""
         if seen is None:
             # Our own acknowledged writes count as seen: if the log lost them, its next
             # ids must still come after them.
-            newest = max(self.replica.last_id or StreamId(0, 0), self._acked or StreamId(0, 0))
-            seen = str(newest)
+            seen = self._seen()
+            if self._acked is not None and self._acked[0] > seen[0]:
+                seen = self._acked
         try:
             epoch, started = await self._ensure_script(
-                keys=[self._stream, self._epoch_key], args=[seen], client=client
+                keys=[self._stream, self._epoch_key], args=[str(seen[0]), seen[1]], client=client
             )
         except (RedisError, OSError) as exc:
             if not refuses_writes(exc):
@@ -281,20 +299,25 @@ class RedisBackend(Backend):
             logger.warning(
                 "the Redis log no longer holds %s, which this instance served (a failover "
                 "dropped writes); started epoch %s",
-                seen,
+                seen[0],
                 epoch,
             )
         return epoch
 
-    async def _fetch(self, client: Redis) -> list[Item]:
-        """Every item the stream retains, in id order."""
+    async def _fetch(self, client: Redis) -> tuple[list[Item], Entry | None]:
+        """Every item the stream retains, in id order, and its last entry (None if none)."""
         items: list[Item] = []
+        last: Entry | None = None
         start = "-"
         while True:
             entries: Any = await client.xrange(self._stream, start, "+", count=_LOAD_PAGE)
             items += self._items(entries)
+            if entries:
+                raw_id, fields = entries[-1]
+                flat = [part for pair in fields.items() for part in pair]
+                last = (StreamId.trusted(raw_id), _scripts.entry_digest(flat))
             if len(entries) < _LOAD_PAGE:
-                return items
+                return items, last
             start = "(" + _text(entries[-1][0])
 
     def _load(self, items: list[Item]) -> None:
@@ -310,21 +333,21 @@ class RedisBackend(Backend):
         client = self._require(self._tail_client)
         failures = 0
         while True:
-            after = self._after()
+            seen = self._seen()
             try:
                 if failures:
                     # Before reading on: the log may have lost what we read last (a
                     # failover, a restart), and reading after it would hide that.
                     await self._new_epoch(await self._ensure_epoch(client), client)
-                    after = self._after()
-                    logger.info("tail reconnected to Redis; resuming after %s", after)
-                held, response = await self._read(client, after)
+                    seen = self._seen()
+                    logger.info("tail reconnected to Redis; resuming after %s", seen[0])
+                held, response = await self._read(client, seen)
                 failures = 0
                 self._healthy = True
                 if not held:
                     # redis-py reconnected on its own (to a new master, after a failover)
                     # and the log there lacks what we served: start over from it.
-                    await self._new_epoch(await self._ensure_epoch(client, after), client)
+                    await self._new_epoch(await self._ensure_epoch(client, seen), client)
                     continue
             except (*UNREACHABLE, BackendUnavailable, ResponseError) as exc:
                 # A ResponseError too: UNBLOCKED ends a blocked XREAD when a failover demotes
@@ -352,24 +375,32 @@ class RedisBackend(Backend):
             return
         batch: list[Item] = []
         mine = self._mine
+        tip: Entry | None = None  # the last entry applied here, or its fields
+        tip_fields: list[bytes] | None = None
         for raw_id, fields in entries:
             id = StreamId.trusted(raw_id)
             if id <= position:
                 continue
             if fields[0] == b"epoch":
                 self.replica.apply(batch)
-                batch = []
+                batch, tip, tip_fields = [], None, None
                 await self._new_epoch(_text(raw_id), self._require(self._tail_client))
                 position = self._position()
                 continue
             own = mine.pop(position, None)
-            if own is not None and own[0].id == id:
-                batch += own  # its other entries are skipped as up to the position
-                position = own[-1].id
+            if own is not None and own.items[0].id == id and own.payloads[0] == fields[1]:
+                batch += own.items  # its other entries are skipped as up to the position
+                position = own.items[-1].id
+                tip, tip_fields = own.tip, None
             else:
                 batch.append(_item(id, fields[1]))
                 position = id
+                tip_fields = fields
         self.replica.apply(batch)
+        if tip_fields is not None:
+            self._tip = (position, _scripts.entry_digest(tip_fields))
+        elif tip is not None:
+            self._tip = tip
         self._apply_mine()
         self._forget_mine()
         self._wake()
@@ -378,12 +409,12 @@ class RedisBackend(Backend):
         """Drop batches published here that this replica has passed without them (a new
         epoch's reload, a log that lost them): nothing will apply them any more."""
         position, mine = self._position(), self._mine
-        for follows in [key for key, items in mine.items() if items[-1].id <= position]:
+        for follows in [key for key, batch in mine.items() if batch.tip[0] <= position]:
             del mine[follows]
 
-    async def _read(self, client: Redis, after: str) -> tuple[bool, Any]:
-        """Whether the log still holds ``after``, and the entries past it (waiting up to
-        ``block_ms`` for some), read from a master, all in one round trip.
+    async def _read(self, client: Redis, seen: Entry) -> tuple[bool, Any]:
+        """Whether the log still holds the entry ``seen``, and the entries past it (waiting
+        up to ``block_ms`` for some), read from a master, all in one round trip.
 
         The check runs first on the same connection, which redis-py may have reopened to
         another server since the last read. ``ROLE`` runs right after the read: a master
@@ -392,8 +423,10 @@ class RedisBackend(Backend):
         them (`exchange`): redis-py's conversion of XREAD's into tuples and dicts cost more
         than everything else the tail does with an entry.
         """
+        after, digest = str(seen[0]), seen[1]
         read = ("XREAD", "COUNT", _TAIL_COUNT, "BLOCK", self._block_ms, "STREAMS", self._stream)
-        commands = [("EVALSHA", _HOLDS_SHA, 1, self._stream, after), (*read, after), ("ROLE",)]
+        holds = ("EVALSHA", _HOLDS_SHA, 1, self._stream, after, digest)
+        commands = [holds, (*read, after), ("ROLE",)]
         while True:
             held, response, role = await exchange(client, commands)
             if not isinstance(held, NoScriptError):
@@ -408,9 +441,6 @@ class RedisBackend(Backend):
             raise BackendUnavailable(f"the tail's Redis is a {_text(role[0])} now")
         return bool(held), response
 
-    def _after(self) -> str:
-        return str(self._position())
-
     def _position(self) -> StreamId:
         """The id of the last entry this replica has applied. Past the epoch marker too: on
         a log holding nothing else, reading after 0-0 would return the marker at once,
@@ -424,13 +454,15 @@ class RedisBackend(Backend):
         if marker == self._epoch:
             return
         logger.warning("the Redis log started epoch %s; reloading the cache", marker)
-        items = await self._fetch(client)
+        items, tip = await self._fetch(client)
         # No await from here on: subscribers never see the cache half reloaded.
-        held = {item.id for item in items}
-        kept = next((item.id for item in reversed(self.replica.served()) if item.id in held), None)
+        held = {item.id: item.json for item in items}  # the same item has the same JSON
+        served = reversed(self.replica.served())
+        kept = next((item.id for item in served if held.get(item.id) == item.json), None)
         self._epoch = marker
         self.replica.start_epoch(StreamId.parse(marker), kept)
         self._load(items)
+        self._tip = tip
         self._wake()
 
     def _items(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> list[Item]:
@@ -494,6 +526,17 @@ class _SentinelMaster(Redis):
             await super().aclose(close_connection_pool)
         finally:
             await self._sentinel.aclose()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch published here and not applied yet: the digest of the entry it follows,
+    its items and payloads, and its last entry."""
+
+    follows: str
+    items: list[Item]
+    payloads: list[bytes]
+    tip: Entry
 
 
 def _host_port(text: str) -> tuple[str, int]:
