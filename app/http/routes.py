@@ -224,7 +224,14 @@ def _plain_draft(entry: Any, settings: Settings) -> Draft | None:
         return None
     key = entry.get("key")
     topic = entry.get("topic", DEFAULT_TOPIC)
-    if (key is not None and not _plain_name(key)) or not _plain_name(topic) or "*" in topic:
+    # Names that `str.isprintable` refuses may still be valid (U+3000): pydantic decides.
+    if key is not None and not (
+        type(key) is str and 0 < len(key) <= NAME_MAX and key.isprintable()
+    ):
+        return None
+    if not (type(topic) is str and 0 < len(topic) <= NAME_MAX and topic.isprintable()):
+        return None
+    if "*" in topic:
         return None
     ttl = entry.get("ttl")
     ttl_ms = None
@@ -243,10 +250,6 @@ def _plain_draft(entry: Any, settings: Settings) -> Draft | None:
         except ValueError:
             return None
     return Draft(data, key, topic, ttl_ms)
-
-
-def _plain_name(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= NAME_MAX and is_printable(value)
 
 
 def _validated(entries: list[Any], prefix: tuple[str, ...], settings: Settings) -> list[Draft]:

@@ -364,8 +364,7 @@ def test_the_id_index_reads_like_a_sorted_map(ops: list[tuple[str, int]], limit:
         else:
             ident = sorted(model)[n % len(model)] if model else StreamId(0, 0)
         if op == "remove" and ident in model:
-            del model[ident]
-            index.remove(ident)
+            index.remove_all([model.pop(ident)])
         elif op != "remove" and ident not in model:
             model[ident] = make_item(str(ident))
             index.add(model[ident])
