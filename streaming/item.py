@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -71,24 +72,47 @@ class Item:
         expires_at: int,
     ) -> Item:
         """Build an item and encode its JSON, once."""
-        text = "%d-%d" % id  # noqa: UP031 - str(id) calls a Python method
-        key = text if draft.key is None else draft.key
-        encoded = orjson.dumps(
-            {
-                "id": text,
-                "key": key,
-                "topic": draft.topic,
-                "data": draft.data,
-                "created_at": created_at,
-                "expires_at": expires_at,
-            }
-        )
-        # Kept as a copy of its exact size: orjson's result keeps the whole buffer it was
-        # encoded in (4 KiB for a small item).
-        body = b"%b" % encoded
-        keyed = draft.key is not None
-        size = 2 * len(body) + FRAME_ROOM
-        return cls(id, draft.topic, key, draft.data, created_at, expires_at, body, keyed, size)
+        return cls.create_all([id], [draft], [expires_at - created_at], created_at)[0]
+
+    @classmethod
+    def create_all(
+        cls,
+        ids: Sequence[StreamId],
+        drafts: Sequence[Draft],
+        ttls_ms: Sequence[int],
+        created_at: int | None = None,
+    ) -> list[Item]:
+        """Build the items ``drafts`` ask for, with ``ids`` and ttls, and encode each one's
+        JSON, once. Created at ``created_at``, or at its id's millisecond when None (as
+        every instance of a shared log builds it, whoever published it)."""
+        items: list[Item] = []
+        append, dumps = items.append, orjson.dumps
+        head_ms, head = -1, ""
+        for id, draft, ttl_ms in zip(ids, drafts, ttls_ms, strict=True):
+            ms, seq = id
+            if ms != head_ms:  # a batch's ids share their millisecond: its text is made once
+                head_ms, head = ms, f"{ms}-"
+            text = head + str(seq)
+            created = ms if created_at is None else created_at
+            expires = created + ttl_ms
+            key = text if draft.key is None else draft.key
+            encoded = dumps(
+                {
+                    "id": text,
+                    "key": key,
+                    "topic": draft.topic,
+                    "data": draft.data,
+                    "created_at": created,
+                    "expires_at": expires,
+                }
+            )
+            # Kept as a copy of its exact size: orjson's result keeps the whole buffer it
+            # was encoded in (4 KiB for a small item).
+            body = b"%b" % encoded
+            size = 2 * len(body) + FRAME_ROOM
+            keyed = draft.key is not None
+            append(cls(id, draft.topic, key, draft.data, created, expires, body, keyed, size))
+        return items
 
     @property
     def identity(self) -> Identity:

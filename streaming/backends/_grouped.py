@@ -11,7 +11,7 @@ import anyio
 
 from ..ids import StreamId
 
-Appended = tuple[StreamId | None, list[bytes]]
+Appended = tuple[StreamId | None, list[StreamId]]
 """The id of the entry the appended ones follow (None if the log held none), and theirs."""
 
 Append = Callable[[list[bytes]], Awaitable[Appended]]
@@ -82,7 +82,7 @@ class GroupedWrites:
         for pending in group:
             end = start + len(pending.payloads)
             pending.appended = (follows, ids[start:end])
-            follows, start = StreamId.trusted(ids[end - 1]), end
+            follows, start = ids[end - 1], end
             pending.done.set()
 
     def _take(self) -> list[_Pending]:
