@@ -120,7 +120,3 @@ class Item:
         id) for one published without a key. An id is a tuple and a key a string, so a key
         spelled like an id never replaces, nor is replaced by, an item without a key."""
         return (self.topic, self.key if self.keyed else self.id)
-
-    def keep_frame(self, frame: bytes) -> None:
-        """Set `frame` (the service's codec does, once)."""
-        self.frame = frame
