@@ -18,8 +18,8 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
-from operator import attrgetter
+from itertools import groupby, islice
+from operator import attrgetter, lt
 from typing import Any, Literal
 
 from cachetools import Cache, TLRUCache
@@ -35,6 +35,9 @@ _Key = Identity
 _MERGE_MOST = 64
 """Most topics a page of a pattern read merges; past that it walks the items instead."""
 _by_id = attrgetter("id")
+_id_of = _by_id
+_topic_of = attrgetter("topic")
+_size_of = attrgetter("size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class ItemCache:
         self._max_bytes = max_bytes
         self._clock = clock
         self._store = _ExpiringStore(max_bytes, clock, self._lose)
+        self._latest: dict[_Key, Item] = {}  # the store's items, read without its timer
         self._by_id = _IdIndex()
         self._by_topic: dict[str, _IdIndex] = {}
         self._topic_bytes: dict[str, int] = {}  # encoded bytes cached per topic
@@ -88,31 +92,52 @@ class ItemCache:
 
     def add(self, item: Item) -> None:
         """Store ``item``, replacing an older item of the same identity without a loss."""
-        key = item.identity
+        self.add_all((item,))
+
+    def add_all(self, items: Iterable[Item]) -> None:
+        """Store ``items`` in order, each as `add` would: one clock reading and one expiry
+        pass for them all, and the indexes updated once (a batch is stored at one instant)."""
+        store, latest = self._store, self._latest
+        max_bytes, max_items = self._max_bytes, self._max_items
+        stored: list[tuple[_Key, Item]] = []
+        replaced: list[Item] = []
         # One clock reading for the whole update: a clock crossing into a new millisecond
         # mid-way could otherwise expire an item between two steps (its index then drifts).
-        store = self._store
         with store.timer as now:
             store.expire(now)
-            old = store.peek(key)
-            if old is not None:
-                del store[key]
-                self._unindex(old)
-            if item.size > self._max_bytes:
-                self._losses.record(item.topic, Loss(item.id, "evicted"))
-                return
-            if not now < item.expires_at:
-                # Expired on arrival (a slow replica loading old entries): it evicts nothing.
-                self._losses.record(item.topic, Loss(item.id, "expired"))
-                return
-            while store.count() >= self._max_items:
-                store.popitem()
-            store[key] = item
-        self._index(item)
+            for item in items:
+                key = (item.topic, item.key if item.keyed else item.id)
+                # `latest` holds exactly what the store does, and nothing in it has expired
+                # at `now`: it finds the item replaced without asking the store.
+                old = latest.pop(key, None)
+                if old is not None:
+                    replaced.append(old)
+                if item.size > max_bytes or not now < item.expires_at:
+                    # Too big, or expired on arrival (a slow replica loading old entries):
+                    # it replaces the old item and evicts nothing.
+                    if old is not None:
+                        del store[key]
+                    reason: LossReason = "evicted" if item.size > max_bytes else "expired"
+                    self._losses.record(item.topic, Loss(item.id, reason))
+                    continue
+                if old is None:
+                    while len(latest) >= max_items:
+                        store.popitem()
+                # A replacement is set over the old item: the store frees its bytes (and
+                # may evict it first to make room; `_lose` then ignores it, as replaced).
+                store[key] = item
+                latest[key] = item
+                stored.append((key, item))
+        # No await since the first step: readers never see the indexes behind the store.
+        # In: what the batch stored and still holds (a later item of it may have replaced
+        # or evicted an earlier one). Out: what it replaced (of it too, never indexed).
+        self._index_all([item for key, item in stored if latest.get(key) is item])
+        self._unindex_all(replaced)
 
     def clear(self) -> None:
         """Forget every item (the log they came from is gone); not recorded as losses."""
         self._store = _ExpiringStore(self._max_bytes, self._clock, self._lose)
+        self._latest = {}
         self._by_id = _IdIndex()
         self._by_topic = {}
         self._topic_bytes = {}
@@ -213,30 +238,43 @@ class ItemCache:
         matches = topic_filter(chosen).matches
         return list(islice((i for i in self._by_id.walk(since) if matches(i.topic)), limit))
 
-    def _index(self, item: Item) -> None:
-        self._by_id.add(item)
-        topic = item.topic
-        index = self._by_topic.get(topic)
-        if index is None:
-            index = self._by_topic[topic] = _IdIndex()
-            self._topic_bytes[topic] = 0
-            self.topics_version += 1
-        index.add(item)
-        self._topic_bytes[topic] += item.size
+    def _index_all(self, items: list[Item]) -> None:
+        """Index ``items``, stored in this order (increasing ids, unless history loads late)."""
+        if not items:
+            return
+        self._by_id.add_all(items)
+        by_topic, topic_bytes = self._by_topic, self._topic_bytes
+        for topic, group in groupby(items, _topic_of):
+            chosen = list(group)
+            index = by_topic.get(topic)
+            if index is None:
+                index = by_topic[topic] = _IdIndex()
+                topic_bytes[topic] = 0
+                self.topics_version += 1
+            index.add_all(chosen)
+            topic_bytes[topic] += sum(map(_size_of, chosen))
 
-    def _unindex(self, item: Item) -> None:
-        self._by_id.remove(item.id)
-        topic = item.topic
-        index = self._by_topic[topic]
-        index.remove(item.id)
-        if index:
-            self._topic_bytes[topic] -= item.size
-        else:
-            del self._by_topic[topic], self._topic_bytes[topic]
-            self.topics_version += 1
+    def _unindex_all(self, items: list[Item]) -> None:
+        """Unindex those of ``items`` that are indexed."""
+        if not items:
+            return
+        by_topic, topic_bytes = self._by_topic, self._topic_bytes
+        for topic, group in groupby(self._by_id.remove_all(items), _topic_of):
+            chosen = list(group)
+            index = by_topic[topic]
+            index.remove_all(chosen)
+            if index:
+                topic_bytes[topic] -= sum(map(_size_of, chosen))
+            else:
+                del by_topic[topic], topic_bytes[topic]
+                self.topics_version += 1
 
     def _lose(self, item: Item, reason: LossReason) -> None:
-        self._unindex(item)
+        key = (item.topic, item.key if item.keyed else item.id)
+        if self._latest.get(key) is not item:
+            return  # being replaced (`add_all`): not a loss
+        del self._latest[key]
+        self._unindex_all([item])  # not indexed yet if its own batch evicts it
         self._losses.record(item.topic, Loss(item.id, reason))
 
 
@@ -273,13 +311,26 @@ class _IdIndex:
             self._head = min(self._head, at)
         self._items[item.id] = item
 
-    def remove(self, id: StreamId) -> None:
-        del self._items[id]
-        self._holes += 1
+    def add_all(self, items: list[Item]) -> None:
+        """`add` each of ``items``; at once when their ids increase from past the last."""
+        added = list(map(_id_of, items))
+        ids = self._ids
+        if (not ids or added[0] > ids[-1]) and all(map(lt, added, islice(added, 1, None))):
+            ids += added
+            self._items.update(zip(added, items, strict=True))
+            return
+        for item in items:
+            self.add(item)
+
+    def remove_all(self, items: list[Item]) -> list[Item]:
+        """Remove those of ``items`` that are held; returns them."""
+        held = self._items
+        removed = [item for item in items if held.pop(item.id, None) is not None]
+        self._holes += len(removed)
         if self._holes > 64 and 2 * self._holes > len(self._ids):
-            items = self._items
-            self._ids = [i for i in self._ids if i in items]
+            self._ids = [i for i in self._ids if i in held]
             self._holes = self._head = 0
+        return removed
 
     def first(self) -> StreamId | None:
         ids, items, head = self._ids, self._items, self._head
@@ -349,10 +400,6 @@ def _expires_at(_key: _Key, item: Item, _now: float) -> float:
     return item.expires_at
 
 
-def _size_of(item: Item) -> int:
-    return item.size
-
-
 class _ExpiringStore(TLRUCache[_Key, Item]):
     """A TLRUCache that reports every item it drops by expiry or eviction."""
 
@@ -367,10 +414,6 @@ class _ExpiringStore(TLRUCache[_Key, Item]):
         for _key, item in expired:
             self._on_lost(item, "expired")
         return expired
-
-    def count(self) -> int:
-        """How many items are stored, expired ones included (``len`` expires first)."""
-        return Cache.__len__(self)
 
     def popitem(self) -> tuple[_Key, Item]:
         key, item = super().popitem()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from itertools import repeat
 from typing import NamedTuple
 
 from .errors import InvalidId
@@ -41,6 +43,16 @@ class StreamId(NamedTuple):
         return cls(int(ms_text), int(seq_text))
 
 
+def consecutive(first: StreamId, count: int) -> list[StreamId]:
+    """``first`` and the ids after it in its millisecond: ``count`` ids in all."""
+    ms, seq = first
+    return list(map(_made, zip(repeat(ms), range(seq, seq + count))))
+
+
+_made = partial(tuple.__new__, StreamId)
+"""A `StreamId` from an ``(ms, seq)`` pair, without the Python ``__new__`` of a named tuple."""
+
+
 def _is_u64(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 20 and int(text) <= _U64_MAX
 
@@ -65,3 +77,10 @@ class IdGenerator:
         else:
             self._seq += 1
         return StreamId(self._ms, self._seq)
+
+    def take(self, count: int) -> list[StreamId]:
+        """The next ``count`` ids, as many calls of `next` would give them within one
+        millisecond: a batch's ids, read from the clock once."""
+        first = self.next()
+        self._seq += count - 1
+        return consecutive(first, count)

@@ -47,15 +47,13 @@ class Replica:
         """Cache and broadcast ``items`` (in increasing id order, all after `last_id`)."""
         if not items:
             return
-        for item in items:
-            self.cache.add(item)
+        self.cache.add_all(items)
         self.last_id = items[-1].id
         self.broadcast.publish(items)
 
     def load(self, items: Sequence[Item]) -> None:
         """Cache ``items`` without broadcasting them (history every subscriber is past)."""
-        for item in items:
-            self.cache.add(item)
+        self.cache.add_all(items)
         if items and (self.last_id is None or items[-1].id > self.last_id):
             self.last_id = items[-1].id
 

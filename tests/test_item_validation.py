@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.http.problems import Problem
-from app.http.routes import _plain_draft, _validated
+from app.http.routes import _plain_drafts, _validated
 from app.settings import Settings
 
 SETTINGS = Settings(publish_token="x")
@@ -40,9 +40,9 @@ _ENTRIES = st.fixed_dictionaries(
 )
 
 
-def _by_pydantic(entry: Any) -> Any:
+def _by_pydantic(entries: list[Any]) -> Any:
     try:
-        return _validated([entry], ("body",), SETTINGS)[0]
+        return _validated(entries, (), SETTINGS)
     except Problem:
         return None
 
@@ -52,6 +52,24 @@ def _by_pydantic(entry: Any) -> Any:
 def test_the_plain_checks_accept_only_what_pydantic_accepts_as_the_same_draft(
     entry: dict[str, Any],
 ) -> None:
-    plain = _plain_draft(entry, SETTINGS)
+    plain = _plain_drafts([entry], SETTINGS)
     if plain is not None:
-        assert _by_pydantic(entry) == plain
+        assert _by_pydantic([entry]) == plain
+
+
+@settings(max_examples=300)
+@given(st.lists(_ENTRIES | _ANY, min_size=1, max_size=5))
+def test_the_plain_checks_accept_only_batches_pydantic_accepts_as_the_same_drafts(
+    entries: list[Any],
+) -> None:
+    plain = _plain_drafts(entries, SETTINGS)
+    if plain is not None:
+        assert _by_pydantic(entries) == plain
+
+
+def test_the_plain_checks_take_plainly_valid_batches() -> None:
+    entries = [
+        {"topic": "prices", "key": f"k{n}", "data": {"s": n, "t": 1733333333333333333}}
+        for n in range(3)
+    ] + [{"data": [1, {"a": None}], "ttl": 60}, {"data": "x", "topic": "t", "key": None}]
+    assert _plain_drafts(entries, SETTINGS) == _by_pydantic(entries)

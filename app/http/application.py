@@ -54,7 +54,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         async with service.backend, anyio.create_task_group() as tasks:
             tasks.start_soon(service.fanout.run)
             tasks.start_soon(service.stream_starts.run)
-            tasks.start_soon(defer_full_collections_during_storms, service.stream_starts)
+            tasks.start_soon(
+                defer_full_collections_during_storms,
+                service.stream_starts,
+                lambda: service.backend.replica.broadcast.end,  # items applied so far
+            )
             tasks.start_soon(watch_streams, service)
             tasks.start_soon(_end_streams_on_server_exit, service)
             try:

@@ -83,8 +83,7 @@ def item_frame(item: Item) -> bytes:
     """The item's whole frame, encoded the first time it is needed and kept on the item."""
     frame = item.frame
     if frame is None:
-        frame = _HEAD % item.id + item.json + _FRAME_END
-        item.keep_frame(frame)
+        frame = item.frame = _HEAD % item.id + item.json + _FRAME_END
     return frame
 
 

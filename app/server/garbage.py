@@ -10,6 +10,14 @@ per second, or wait for their turn (`app.http.pacing`), full collections are put
 collections go on, so short-lived garbage is still freed. Once starts have been calm for
 ``settle`` seconds the collector's own thresholds are back and it catches up in one
 pass; a storm that lasts longer gets a full collection every ``max_defer`` seconds.
+
+Publishing at volume is a storm too. Every cached item holds objects the collector tracks
+(the item, the cache's entry for it), and those replaced or expired leave as fast as new
+ones arrive: the long-lived objects grow by a quarter again and again, and each time a
+full collection walks the whole cache. In process, batches of 1,000 into a cache of
+100,000 items: 8 full collections in 200 batches took 864 ms of 2,678 (74,700 items/s;
+123,600 with them put off). So full collections are put off as well while items are
+applied faster than ``publish_rate`` per second.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 
 import anyio
 
@@ -48,28 +57,34 @@ def _restore() -> None:
 
 async def defer_full_collections_during_storms(
     starts: Turnstile,
+    applied: Callable[[], int] = lambda: 0,
     *,
     storm_rate: float = 200,
+    publish_rate: float = 10_000,
     settle: float = 5,
     max_defer: float = 60,
     period: float = 0.25,
 ) -> None:
     """For the service's lifetime: put full collections off while streams arrive at
-    ``starts`` faster than ``storm_rate`` per second, or wait there for their turn."""
-    last = starts.arrivals
+    ``starts`` faster than ``storm_rate`` per second, or wait there for their turn, or
+    while items are applied faster than ``publish_rate`` per second (``applied``: how
+    many have been so far)."""
+    last, last_applied = starts.arrivals, applied()
     deferred_since = calm_since = 0.0
     try:
         while True:
             await anyio.sleep(period)
-            now, arrivals = time.monotonic(), starts.arrivals
-            storm = arrivals - last >= storm_rate * period or starts.waiting > 0
-            last = arrivals
-            if storm:
+            now, arrivals, count = time.monotonic(), starts.arrivals, applied()
+            streams = arrivals - last >= storm_rate * period or starts.waiting > 0
+            items = count - last_applied >= publish_rate * period
+            last, last_applied = arrivals, count
+            if streams or items:
                 calm_since = 0.0
                 if not deferred_since:
                     deferred_since = now
                     _defer()
-                    logger.info("many streams starting: full garbage collections put off")
+                    what = "many streams starting" if streams else "many items published"
+                    logger.info("%s: full garbage collections put off", what)
                 elif now - deferred_since >= max_defer:
                     gc.collect()
                     deferred_since = now
@@ -78,7 +93,9 @@ async def defer_full_collections_during_storms(
                 if now - calm_since >= settle:
                     deferred_since = 0.0
                     _restore()
-                    logger.info("stream starts calmed down: full garbage collections resume")
+                    logger.info(
+                        "stream starts and publishing calmed down: full garbage collections resume"
+                    )
     finally:
         if deferred_since:
             _restore()

@@ -15,7 +15,7 @@ from ._scripts import payload_digest
 Entry = tuple[StreamId, str]
 """An entry of the log: its id and its digest (`_scripts.entry_digest`)."""
 
-Appended = tuple[Entry | None, list[bytes]]
+Appended = tuple[Entry | None, list[StreamId]]
 """The entry the appended ones follow (None if the log held none), and their ids."""
 
 Append = Callable[[list[bytes]], Awaitable[Appended]]
@@ -86,7 +86,7 @@ class GroupedWrites:
         for pending in group:
             end = start + len(pending.payloads)
             pending.appended = (follows, ids[start:end])
-            follows = (StreamId.trusted(ids[end - 1]), payload_digest(pending.payloads[-1]))
+            follows = (ids[end - 1], payload_digest(pending.payloads[-1]))
             start = end
             pending.done.set()
 

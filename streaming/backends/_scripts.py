@@ -55,8 +55,11 @@ end
 # KEYS: stream, epoch. ARGV: the epoch the caller writes in, MINID for trimming, MAXLEN,
 # then one payload per item. Refuses to write into another epoch: the caller must resync.
 # Returns the id and digest of the entry the new ones follow ('' and '' if the stream is
-# empty), then their ids: a caller that has read up to that very entry can apply its
-# items without reading them back.
+# empty), so that a caller that has read up to that very entry can apply its items
+# without reading them back, then the first new id and how many were added. The first id
+# is Redis's own (`*`); the others are in its millisecond, one after another (`<ms>-*`),
+# so the caller knows every id from these two (a batch of a thousand takes more than a
+# millisecond to add).
 PUBLISH = (
     _ID_HELPERS
     + """
@@ -64,12 +67,14 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('EPOCH the log started a new epoch; resync first')
 end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local ids = {last[1] and last[1][1] or '', last[1] and digest(last[1]) or ''}
-for i = 4, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[i])
+local first = redis.call('XADD', KEYS[1], '*', 'd', ARGV[4])
+local same_ms = string.sub(first, 1, string.find(first, '-', 1, true)) .. '*'
+for i = 5, #ARGV do
+  redis.call('XADD', KEYS[1], same_ms, 'd', ARGV[i])
 end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[3])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
-return ids
+return {last[1] and last[1][1] or '', last[1] and digest(last[1]) or '', first, #ARGV - 3}
 """
 )
 

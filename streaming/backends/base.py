@@ -109,9 +109,5 @@ class Backend(AsyncContextManagerMixin, abc.ABC):
             raise BackendClosed("the log is closed")
 
     def _build(self, drafts: Sequence[Draft], ids: Sequence[StreamId], now: int) -> list[Item]:
-        return [
-            Item.create(
-                id, draft, created_at=now, expires_at=now + self.config.ttl_ms(draft.ttl_ms)
-            )
-            for id, draft in zip(ids, drafts, strict=True)
-        ]
+        ttl_ms = self.config.ttl_ms
+        return Item.create_all(ids, drafts, [ttl_ms(draft.ttl_ms) for draft in drafts], now)

@@ -28,7 +28,7 @@ class MemoryBackend(Backend):
         """Publish without awaiting: ids are consecutive and no reader sees half a batch."""
         self._ensure_open()
         now = self.clock()
-        items = self._build(drafts, [self._ids.next() for _ in drafts], now)
+        items = self._build(drafts, self._ids.take(len(drafts)), now)
         self.replica.apply(items)
         self.replica.counters.published += len(items)
         return items

@@ -38,10 +38,10 @@ from .. import exactjson
 from ..clock import Clock, wall_clock_ms
 from ..config import LogConfig
 from ..errors import BackendUnavailable
-from ..ids import StreamId
+from ..ids import StreamId, consecutive
 from ..item import Draft, Item
 from . import _scripts
-from ._grouped import Entry, GroupedWrites
+from ._grouped import Appended, Entry, GroupedWrites
 from ._redis_errors import UNREACHABLE, epoch_moved, refuses_writes
 from ._redis_exchange import exchange
 from .base import Backend
@@ -141,14 +141,14 @@ class RedisBackend(Backend):
 
     async def publish(self, drafts: Sequence[Draft]) -> list[Item]:
         self._ensure_open()
-        ttls = [self.config.ttl_ms(draft.ttl_ms) for draft in drafts]
-        payloads = [_encode(draft, ttl) for draft, ttl in zip(drafts, ttls, strict=True)]
+        if not drafts:
+            return []
+        ttl_ms = self.config.ttl_ms
+        ttls = [ttl_ms(draft.ttl_ms) for draft in drafts]
+        payloads = list(map(_encode, drafts, ttls))
         follows, ids = await self._writes.write(payloads)
-        items: list[Item] = []
-        for raw, draft, ttl in zip(ids, drafts, ttls, strict=True):
-            id = StreamId.trusted(raw)
-            # Built as every instance builds it from the entry (`_item`): times from the id.
-            items.append(Item.create(id, draft, created_at=id.ms, expires_at=id.ms + ttl))
+        # Built as every instance builds it from the entry (`_item`): times from the id.
+        items = Item.create_all(ids, drafts, ttls)
         self.replica.counters.published += len(items)
         tip = (items[-1].id, _scripts.payload_digest(payloads[-1]))
         if self._acked is None or tip[0] > self._acked[0]:
@@ -182,7 +182,7 @@ class RedisBackend(Backend):
         position, tip = self._position(), self._tip
         return position, (tip[1] if tip is not None and tip[0] == position else "")
 
-    async def _write(self, payloads: list[bytes]) -> tuple[Entry | None, list[bytes]]:
+    async def _write(self, payloads: list[bytes]) -> Appended:
         """Append ``payloads`` to the log; 503 (`BackendUnavailable`) when this Redis cannot
         take writes now, or when too few replicas confirmed them in time."""
         for attempt in range(2):
@@ -200,7 +200,7 @@ class RedisBackend(Backend):
             return ids
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write_once(self, payloads: list[bytes]) -> tuple[Entry | None, list[bytes]]:
+    async def _write_once(self, payloads: list[bytes]) -> Appended:
         """The publish script and its ``WAIT``, pipelined on one connection: the WAIT
         confirms exactly this connection's write. Returns the entry the new ones follow
         (None if the log held none) and the new ids."""
@@ -230,8 +230,9 @@ class RedisBackend(Backend):
                 f"Redis replicated the write to {replies[1]} of {self._wait_replicas} "
                 "replicas in time; it may be lost."
             )
-        follows, digest, *added = ids
-        return ((StreamId.trusted(follows), _text(digest)) if follows else None), added
+        follows, digest, first, count = ids
+        new = consecutive(StreamId.trusted(first), count)  # in one millisecond (the script)
+        return ((StreamId.trusted(follows), _text(digest)) if follows else None), new
 
     async def sync(self, since: StreamId | None = None) -> None:
         """Read-your-writes on this instance: wait (briefly) for the tail to apply every

@@ -364,8 +364,7 @@ def test_the_id_index_reads_like_a_sorted_map(ops: list[tuple[str, int]], limit:
         else:
             ident = sorted(model)[n % len(model)] if model else StreamId(0, 0)
         if op == "remove" and ident in model:
-            del model[ident]
-            index.remove(ident)
+            index.remove_all([model.pop(ident)])
         elif op != "remove" and ident not in model:
             model[ident] = make_item(str(ident))
             index.add(model[ident])
@@ -375,3 +374,79 @@ def test_the_id_index_reads_like_a_sorted_map(ops: list[tuple[str, int]], limit:
         assert index.after(since, limit) == [i for i in expected if i.id > since][:limit]
         assert index.first() == (expected[0].id if expected else None)
         assert len(index) == len(model)
+
+
+def test_a_batch_that_repeats_a_key_keeps_its_last_item_without_a_loss(clock: FakeClock) -> None:
+    cache = new_cache(clock)
+    cache.add(make_item("1000000-0", key="k"))
+    batch = [make_item(f"1000000-{seq}", key="k", data="x" * seq) for seq in range(1, 4)]
+    cache.add_all(batch)
+    assert ids(cache) == ["1000000-3"]
+    assert cache.get("default", "k") is batch[-1]
+    assert cache.bytes == batch[-1].size
+    assert cache.topic_stats("default").bytes == batch[-1].size
+    assert cache.loss_after(ORIGIN) is None
+
+
+def test_a_batch_larger_than_the_cache_keeps_its_newest_items(clock: FakeClock) -> None:
+    cache = new_cache(clock, max_items=2)
+    cache.add(make_item("1000000-0", topic="old"))
+    cache.add_all([make_item(f"1000000-{seq}", topic=f"t{seq % 2}") for seq in range(1, 6)])
+    assert ids(cache) == ["1000000-4", "1000000-5"]
+    assert cache.loss_after(ORIGIN) == Loss(sid("1000000-3"), "evicted")
+    assert cache.loss_after(ORIGIN, ["old"]) == Loss(sid("1000000-0"), "evicted")
+    assert sorted(cache.topics()) == ["t0", "t1"]
+    assert cache.bytes == sum(cache.topic_stats(t).bytes for t in ("t0", "t1"))
+
+
+def test_a_batch_replacing_an_item_the_byte_bound_pushes_out_is_not_a_loss(
+    clock: FakeClock,
+) -> None:
+    first = make_item("1000000-0", key="a", data="x" * 100)
+    cache = new_cache(clock, max_bytes=2 * first.size)
+    cache.add_all([first, make_item("1000000-1", key="b", data="x" * 100)])
+    # The new "a" fits only without the old one, which is the oldest: it goes as replaced.
+    cache.add_all([make_item("1000000-2", key="a", data="y" * 100)])
+    assert ids(cache) == ["1000000-1", "1000000-2"]
+    assert cache.loss_after(ORIGIN) is None
+    assert cache.bytes == cache.topic_stats("default").bytes == 2 * first.size
+
+
+_BATCH_ITEMS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", None]),  # key (None: keyed by its id)
+        st.sampled_from(["t", "u"]),  # topic
+        st.integers(0, 120),  # data length
+        st.sampled_from([60_000, 0]),  # ttl: 0 is expired on arrival
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_BATCH_ITEMS, max_size=6), st.integers(1, 4), st.integers(150, 900))
+def test_a_batch_is_cached_as_its_items_added_one_by_one(
+    batches: list[list[tuple[str | None, str, int, int]]], max_items: int, max_bytes: int
+) -> None:
+    clock = FakeClock()
+    one_by_one = new_cache(clock, max_items=max_items, max_bytes=max_bytes)
+    at_once = new_cache(clock, max_items=max_items, max_bytes=max_bytes)
+    seq = 0
+    for batch in batches:
+        items = []
+        for key, topic, length, ttl in batch:
+            items.append(
+                make_item(f"1000000-{seq}", key=key, topic=topic, data="x" * length, ttl=ttl)
+            )
+            seq += 1
+        for item in items:
+            one_by_one.add(item)
+        at_once.add_all(items)
+        for topics in ((), ("t",), ("u",)):
+            assert at_once.after(None, topics) == one_by_one.after(None, topics)
+            assert at_once.loss_after(ORIGIN, topics) == one_by_one.loss_after(ORIGIN, topics)
+        assert at_once.bytes == one_by_one.bytes == sum(i.size for i in at_once.after(None))
+        for topic in ("t", "u"):
+            stats = at_once.topic_stats(topic)
+            assert stats == one_by_one.topic_stats(topic)
+            assert stats.bytes == sum(i.size for i in at_once.after(None, (topic,)))

@@ -80,3 +80,22 @@ def test_numbers_a_double_holds_stay_plain_values() -> None:
         2**64 - 1,
         -(2**63),
     ]
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1733333333333333333",  # a nanosecond timestamp: kept by orjson
+        "9999999999999999999",
+        "18446744073709551615",  # 2**64 - 1
+        "18446744073709551616",
+        "99999999999999999999",
+        "-999999999999999999",
+        "-9223372036854775808",  # -2**63
+        "-9223372036854775809",
+        "-9999999999999999999",
+    ],
+)
+def test_long_integers_in_a_body_without_decimals_come_back_exactly(number: str) -> None:
+    body = f'[{{"t":{number},"s":"a-{number}"}}]'.encode()
+    assert orjson.dumps(loads(body)) == body

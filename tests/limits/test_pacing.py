@@ -75,3 +75,33 @@ async def test_full_collections_wait_while_streams_queue_and_resume_once_calm(
     assert after == thresholds
     assert "full garbage collections put off" in caplog.text
     assert "full garbage collections resume" in caplog.text
+
+
+async def test_full_collections_wait_while_items_are_published_fast_and_resume_once_calm(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="tailcast")
+    thresholds = gc.get_threshold()
+    applied = 0
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            lambda: defer_full_collections_during_storms(
+                Turnstile(per_turn=1),
+                lambda: applied,
+                publish_rate=1_000,
+                settle=0.2,
+                period=0.05,
+            )
+        )
+        for _ in range(20):  # 100 items every 10 ms: 10,000 a second
+            applied += 100
+            await anyio.sleep(0.01)
+        during = gc.get_threshold()
+        await anyio.sleep(0.5)
+        after = gc.get_threshold()
+        tasks.cancel_scope.cancel()
+    assert during[:2] == thresholds[:2]
+    assert during[2] > 1_000_000
+    assert after == thresholds
+    assert "many items published: full garbage collections put off" in caplog.text
+    assert "full garbage collections resume" in caplog.text

@@ -56,7 +56,7 @@ class _Log:
         await self.release.wait()
         self.release = anyio.Event()
         first = sum(len(call) for call in self.calls[:-1])
-        return None, [b"1-%d" % (first + i) for i in range(len(payloads))]
+        return None, [StreamId(1, first + i) for i in range(len(payloads))]
 
 
 async def test_a_queued_publish_cancelled_is_never_written() -> None:
@@ -104,4 +104,4 @@ async def test_a_writer_cancelled_mid_write_still_answers_the_rest_of_its_group(
             gone.cancel()
             await anyio.wait_all_tasks_blocked()
             log.release.set()
-    assert answers == [((StreamId(1, 1), payload_digest(b"b")), [b"1-2"])]
+    assert answers == [((StreamId(1, 1), payload_digest(b"b")), [StreamId(1, 2)])]

@@ -5,10 +5,12 @@ way every instance delivers every item once, in id order."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import anyio
+from redis.asyncio import Redis
 
-from streaming import Draft, Item
+from streaming import Draft, Item, StreamId
 from streaming.backends.redis import RedisBackend, connector
 from tests.redis_support import RedisProcess
 
@@ -21,6 +23,31 @@ async def test_a_publish_applies_its_items_before_it_returns(redis_server: Redis
             items = await backend.publish([Draft({"n": n, "i": i}) for i in range(3)])
             # No wait for the tail: the items are in the cache, and subscribers have them.
             assert backend.items()[-3:] == items, f"round {n}"
+
+
+async def test_a_batch_answers_the_ids_and_json_the_log_gives_its_entries(
+    redis_server: RedisProcess,
+) -> None:
+    # Adding thousands of entries takes Redis more than a millisecond: the ids stay in the
+    # first one's, one after another, and the answer names them without reading them back.
+    async with (
+        RedisBackend(connector(redis_server.url)) as publisher,
+        RedisBackend(connector(redis_server.url)) as reader,
+    ):
+        sizes = (1, 3_000, 2)
+        batches = [await publisher.publish([Draft({"i": i}) for i in range(n)]) for n in sizes]
+        client = Redis.from_url(redis_server.url)
+        try:
+            entries: Any = await client.xrange("tailcast:log", "-", "+")
+        finally:
+            await client.aclose()
+        logged = [StreamId.trusted(raw) for raw, fields in entries if b"d" in fields]
+        items = [item for batch in batches for item in batch]
+        assert [item.id for item in items] == logged
+        for batch in batches:
+            assert {item.id.ms for item in batch} == {batch[0].id.ms}
+        await reader.sync(items[-1].id)
+        assert [item.json for item in reader.items()] == [item.json for item in items]
 
 
 async def test_interleaved_publishes_reach_every_instance_once_in_id_order(
