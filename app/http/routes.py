@@ -215,15 +215,28 @@ class _NotPlain(Exception):
     """A value the plain checks do not settle: pydantic decides."""
 
 
+_COLUMNS_FROM = 16
+"""Batches of this many items or more are checked a field at a time; fewer, item by item
+(a single item: 1.4 µs against 5 µs a field at a time)."""
+
+
 def _plain_drafts(entries: list[Any], settings: Settings) -> list[Draft] | None:
     """The drafts ``entries`` ask for if every one is plainly valid, else None: then
     `_validated` decides, with pydantic, and words any error.
 
     Accepts only what `ItemIn` (and the ttl range) accepts, by plain checks of the values
-    as parsed JSON holds them, a field at a time over the whole batch (most checks one
-    pass in C): pydantic, or the same checks made item by item in Python, cost several
-    times more than the rest of reading an item.
+    as parsed JSON holds them, for a batch a field at a time over the whole batch (most
+    checks one pass in C): pydantic, or the same checks made item by item in Python, cost
+    several times more than the rest of reading an item.
     """
+    if len(entries) < _COLUMNS_FROM:
+        drafts: list[Draft] = []
+        for entry in entries:
+            draft = _plain_draft(entry, settings)
+            if draft is None:
+                return None
+            drafts.append(draft)
+        return drafts
     if set(map(type, entries)) != _DICTS:
         return None
     if not set().union(*entries) <= _FIELDS:  # the fields they name
@@ -249,6 +262,32 @@ def _plain_drafts(entries: list[Any], settings: Settings) -> list[Draft] | None:
         except _NotPlain:
             return None
     return list(map(Draft, data, keys, topics, ttl_ms))
+
+
+def _plain_draft(entry: Any, settings: Settings) -> Draft | None:
+    """`_plain_drafts` for one item: its draft if it is plainly valid, else None."""
+    if type(entry) is not dict or "data" not in entry or not entry.keys() <= _FIELDS:
+        return None
+    key = entry.get("key")
+    topic = entry.get("topic", DEFAULT_TOPIC)
+    if (key is not None and not _plain_name(key)) or not _plain_name(topic) or "*" in topic:
+        return None
+    try:
+        ttl_ms = _plain_ttl_ms(entry.get("ttl"), settings)
+    except _NotPlain:
+        return None
+    data = entry["data"]
+    if type(data) is dict or type(data) is list:
+        try:
+            within_depth(data)
+        except ValueError:
+            return None
+    return Draft(data, key, topic, ttl_ms)
+
+
+def _plain_name(value: Any) -> bool:
+    """Whether ``value`` is plainly a valid name (see `_plain_names`)."""
+    return type(value) is str and 0 < len(value) <= NAME_MAX and value.isprintable()
 
 
 def _plain_names(names: list[Any]) -> bool:
