@@ -52,6 +52,11 @@ _PUBLISH_SHA = hashlib.sha1(_scripts.PUBLISH.encode()).hexdigest()
 _HOLDS_SHA = hashlib.sha1(_scripts.HOLDS.encode()).hexdigest()
 _LOAD_PAGE = 10_000
 _TAIL_COUNT = 1_000
+_WAKE_COUNT = 16
+"""Entries a read takes when the tail has caught up: the read blocks, and what wakes it is
+most often a publish of this instance's, whose items it applies itself. A batch's entries
+read back only to be skipped cost the tail and Redis more than the rest of the batch's
+trip; a bigger batch from elsewhere costs one more read."""
 _CATCH_UP_WAIT = 2.0  # seconds a read waits for the local tail to reach an id
 
 
@@ -332,7 +337,7 @@ class RedisBackend(Backend):
     async def _tail(self) -> None:
         """The one reader of the stream in this process: apply new entries in id order."""
         client = self._require(self._tail_client)
-        failures = 0
+        failures, count = 0, _TAIL_COUNT
         while True:
             seen = self._seen()
             try:
@@ -342,7 +347,7 @@ class RedisBackend(Backend):
                     await self._new_epoch(await self._ensure_epoch(client), client)
                     seen = self._seen()
                     logger.info("tail reconnected to Redis; resuming after %s", seen[0])
-                held, response = await self._read(client, seen)
+                held, response = await self._read(client, seen, count)
                 failures = 0
                 self._healthy = True
                 if not held:
@@ -363,8 +368,10 @@ class RedisBackend(Backend):
                 # Redis answers a publish and wakes this read at the same moment: let an
                 # answer that came with it apply its own items, which this read then skips.
                 await anyio.lowlevel.checkpoint()
-            for entries in _entries(response):
+            read = _entries(response)
+            for entries in read:
                 await self._apply(entries)
+            count = self._next_count(read, count)
 
     async def _apply(self, entries: list[list[Any]]) -> None:
         """Apply the entries past this replica's position, in one step: batches published
@@ -406,6 +413,14 @@ class RedisBackend(Backend):
         self._forget_mine()
         self._wake()
 
+    def _next_count(self, read: list[list[list[Any]]], count: int) -> int:
+        """How many entries the next read takes: all it may while a read fills up with
+        entries the tail applied itself (more wait), a few once it has caught up."""
+        if sum(map(len, read)) < count:
+            return _WAKE_COUNT
+        last = StreamId.trusted(read[-1][-1][0])
+        return _TAIL_COUNT if last >= self._position() else _WAKE_COUNT
+
     def _forget_mine(self) -> None:
         """Drop batches published here that this replica has passed without them (a new
         epoch's reload, a log that lost them): nothing will apply them any more."""
@@ -413,9 +428,9 @@ class RedisBackend(Backend):
         for follows in [key for key, batch in mine.items() if batch.tip[0] <= position]:
             del mine[follows]
 
-    async def _read(self, client: Redis, seen: Entry) -> tuple[bool, Any]:
-        """Whether the log still holds the entry ``seen``, and the entries past it (waiting
-        up to ``block_ms`` for some), read from a master, all in one round trip.
+    async def _read(self, client: Redis, seen: Entry, count: int) -> tuple[bool, Any]:
+        """Whether the log still holds the entry ``seen``, and up to ``count`` entries past
+        it (waiting up to ``block_ms`` for some), read from a master, in one round trip.
 
         The check runs first on the same connection, which redis-py may have reopened to
         another server since the last read. ``ROLE`` runs right after the read: a master
@@ -425,7 +440,7 @@ class RedisBackend(Backend):
         than everything else the tail does with an entry.
         """
         after, digest = str(seen[0]), seen[1]
-        read = ("XREAD", "COUNT", _TAIL_COUNT, "BLOCK", self._block_ms, "STREAMS", self._stream)
+        read = ("XREAD", "COUNT", count, "BLOCK", self._block_ms, "STREAMS", self._stream)
         holds = ("EVALSHA", _HOLDS_SHA, 1, self._stream, after, digest)
         commands = [holds, (*read, after), ("ROLE",)]
         while True:
