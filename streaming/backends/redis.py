@@ -159,7 +159,7 @@ class RedisBackend(Backend):
         if self._acked is None or tip[0] > self._acked[0]:
             self._acked = tip
         if follows is not None and tip[0] > self._position():
-            self._mine[follows[0]] = _Batch(follows[1], items, payloads, tip)
+            self._mine[follows[0]] = _Batch(follows[1], items, payloads[0], tip)
             self._apply_mine()
         return items
 
@@ -383,7 +383,9 @@ class RedisBackend(Backend):
             return
         batch: list[Item] = []
         mine = self._mine
-        tip: Entry | None = None  # the last entry applied here, or its fields
+        # The last entry applied: an own batch's (its entry known), or one parsed here (its
+        # fields, digested once at the end).
+        tip: Entry | None = None
         tip_fields: list[bytes] | None = None
         for raw_id, fields in entries:
             id = StreamId.trusted(raw_id)
@@ -396,7 +398,7 @@ class RedisBackend(Backend):
                 position = self._position()
                 continue
             own = mine.pop(position, None)
-            if own is not None and own.items[0].id == id and own.payloads[0] == fields[1]:
+            if own is not None and own.items[0].id == id and own.first == fields[1]:
                 batch += own.items  # its other entries are skipped as up to the position
                 position = own.items[-1].id
                 tip, tip_fields = own.tip, None
@@ -547,11 +549,12 @@ class _SentinelMaster(Redis):
 @dataclass(slots=True)
 class _Batch:
     """A batch published here and not applied yet: the digest of the entry it follows,
-    its items and payloads, and its last entry."""
+    its items, the payload of its first entry (to tell it from another writer's entry under
+    the same id), and its last entry."""
 
     follows: str
     items: list[Item]
-    payloads: list[bytes]
+    first: bytes
     tip: Entry
 
 
