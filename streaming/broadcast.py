@@ -8,7 +8,7 @@ learns it was overrun (`read` returns None) instead of silently skipping items.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -31,6 +31,7 @@ class Broadcast:
         self._wakeup: anyio.Event | None = None
         self._closed = False
         self._nudges = 0
+        self._on_close: list[Callable[[], object]] = []
 
     @property
     def end(self) -> int:
@@ -97,6 +98,13 @@ class Broadcast:
         """End every reader's wait; readers then see `closed` and stop."""
         self._closed = True
         self._wake()
+        for callback in self._on_close:
+            callback()
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` when the log closes: for a task that waits on something else
+        meanwhile, not on every publish."""
+        self._on_close.append(callback)
 
     def _wake(self) -> None:
         # Events are created only while somebody waits, and replaced after each wake-up

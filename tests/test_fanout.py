@@ -224,6 +224,36 @@ async def test_a_stream_that_fails_is_handed_back_and_the_others_go_on() -> None
     assert flushed == 3
 
 
+async def test_a_stream_handed_to_an_idle_fan_out_gets_what_is_published_after() -> None:
+    # With no stream to write to the fan-out sleeps through publishes; a stream handed
+    # over just before a publish, before the fan-out has woken, still gets its round.
+    backend = MemoryBackend()
+    fanout = Fanout(backend.replica.broadcast)
+    writer = _Recorder()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fanout.run)
+            await anyio.sleep(0.01)
+            backend.publish_now([Draft(0)])  # nobody to write to
+            await anyio.sleep(0.01)
+            fanout.add(writer)
+            backend.publish_now([Draft(1)])
+            await anyio.sleep(0.01)
+            flushed = writer.flushes
+            backend.replica.close()
+    assert flushed == 1
+
+
+async def test_an_idle_fan_out_ends_when_the_log_closes() -> None:
+    backend = MemoryBackend()
+    fanout = Fanout(backend.replica.broadcast)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fanout.run)
+            await anyio.sleep(0.01)
+            backend.replica.close()
+
+
 async def test_a_nudge_during_a_round_gets_a_round_of_its_own() -> None:
     backend = MemoryBackend()
     broadcast = backend.replica.broadcast

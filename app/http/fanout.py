@@ -113,11 +113,17 @@ class Fanout:
         self._writers: dict[Writer, None] = {}  # insertion order: fair turns
         self._by_topics: dict[frozenset[str], dict[Writer, None]] = {}
         self._by_topic: dict[str, dict[frozenset[str], None]] = {}
+        self._arrival: anyio.Event | None = None  # set by the first stream after none
+        self._arrived_at = 0  # the log's end then: the stream was caught up to it
+        broadcast.on_close(self._end_wait)
 
     def __len__(self) -> int:
         return len(self._writers)
 
     def add(self, writer: Writer) -> None:
+        if not self._writers:
+            self._arrived_at = self._broadcast.end
+            self._end_wait()
         self._writers[writer] = None
         topics = writer.topics
         group = self._by_topics.get(topics)
@@ -143,16 +149,20 @@ class Fanout:
                     del self._by_topic[topic]
 
     async def run(self) -> None:
-        """Flush every writer after each publish (and each heartbeat nudge) until closed."""
+        """Flush every writer after each publish (and each heartbeat nudge) until closed;
+        with no stream to write to, sleep until one is handed over."""
         broadcast = self._broadcast
         flushed_end, nudges = broadcast.end, broadcast.nudges
         try:
             while not broadcast.closed:
+                if not self._writers:
+                    await self._wait_for_streams()
+                    flushed_end, nudges = self._arrived_at, broadcast.nudges
+                    continue
                 # At once if items or a nudge came while the last round was under way.
                 if broadcast.nudges == nudges:
                     await broadcast.wake_up(flushed_end)
-                if not self._writers:  # a stream parks caught up: nothing to flush for it
-                    flushed_end, nudges = broadcast.end, broadcast.nudges
+                if not self._writers:
                     continue
                 await self._settle()
                 nudged = broadcast.nudges != nudges
@@ -164,6 +174,19 @@ class Fanout:
         finally:
             for writer in list(self._writers):
                 self._release(writer)
+
+    async def _wait_for_streams(self) -> None:
+        """With no stream to write to, sleep until one is handed over (or the log closes),
+        not at every publish: a wake-up of this task costs a publish about a tenth of it."""
+        if self._broadcast.closed:
+            return
+        self._arrival = anyio.Event()
+        await self._arrival.wait()
+
+    def _end_wait(self) -> None:
+        if self._arrival is not None:
+            self._arrival.set()
+            self._arrival = None
 
     async def _settle(self) -> None:
         """Let publishes that are ready to run land first, so one round carries them all.
