@@ -1,13 +1,16 @@
 """Instructions per request, counted with callgrind: a server under valgrind, the load here.
 
 ``python -m bench.instructions --server tailcast|bare --connections N --requests M`` starts
-the server (`tailcast serve` with the memory backend, or the bare app) under
+the server (`tailcast serve`, on the memory backend or with ``--redis URL`` on Redis, or
+the bare app) under
 ``valgrind --tool=callgrind`` with instrumentation off, warms it up, then counts two runs
 of single-item POSTs (bodies as the bench sends them, keys ``k0``-``k999``) sent
-back to back over N keep-alive connections: M requests, then 2M. Per POST is the
-difference of the two counts over M (the server's whole cost: uvicorn, httptools, uvloop
-and the app, less what does not grow with the requests). Counts, not a rate: they do not
-depend on the machine's load.
+back to back over N keep-alive connections: M requests, then 2M (``--batch B``: each a
+batch of B items, and the count is per item as well; Redis's own work is not counted).
+Per POST is the difference of the two counts over M (the server's whole cost: uvicorn,
+httptools, uvloop and the app, less what does not grow with the requests). Counts, not a
+rate: they do not depend on the machine's load (on Redis, the tail's reads depend on
+timing, and counts of batches vary by about 10% between runs).
 """
 
 from __future__ import annotations
@@ -61,13 +64,20 @@ async def _ready(wire: Wire, process: subprocess.Popen[bytes]) -> None:
     raise BenchError("the server did not answer within 600 s under valgrind")
 
 
-async def _post(conns: list[HttpConnection], wire: Wire, first: int, count: int) -> None:
+async def _post(
+    conns: list[HttpConnection], wire: Wire, first: int, count: int, batch: int = 1
+) -> None:
     """``count`` POSTs, each connection sending its next one when its last is answered."""
-    seqs = iter(range(first, first + count))
+    seqs = iter(range(first, first + count * batch, batch))
+
+    def request(seq: int) -> bytes:
+        if batch == 1:
+            return wire.publish("bench", seq, f"k{seq % _KEYS}")
+        return wire.publish_batch("bench", range(seq, seq + batch), _KEYS)
 
     async def run(conn: HttpConnection) -> None:
         for seq in seqs:
-            status, body = await conn.request(wire.publish("bench", seq, f"k{seq % _KEYS}"))
+            status, body = await conn.request(request(seq))
             if status != 201:
                 raise BenchError(f"HTTP {status}: {body[:200]!r}")
 
@@ -95,7 +105,9 @@ def _dumped(out: Path, seen: set[Path]) -> int:
     return int(found[1])
 
 
-async def count(kind: str, connections: int, requests: int) -> tuple[int, int]:
+async def count(
+    kind: str, connections: int, requests: int, batch: int = 1, redis: str | None = None
+) -> tuple[int, int]:
     """Instructions for ``requests`` POSTs and for twice as many, on a fresh server."""
     wire = Wire("bare" if kind == "bare" else "tailcast", "127.0.0.1", _free_port())
     wire = Wire(wire.kind, wire.host, wire.port, secrets.token_urlsafe(16))
@@ -105,7 +117,8 @@ async def count(kind: str, connections: int, requests: int) -> tuple[int, int]:
         "TAILCAST_PORT": str(wire.port),
         "TAILCAST_PUBLISH_TOKEN": wire.token,
         "TAILCAST_LOG_LEVEL": "warning",
-        "TAILCAST_BACKEND": "memory",
+        "TAILCAST_BACKEND": redis or "memory",
+        "TAILCAST_REDIS_PREFIX": f"bench-instructions-{secrets.token_hex(4)}",
     }
     with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
         out = Path(tmp)
@@ -113,14 +126,14 @@ async def count(kind: str, connections: int, requests: int) -> tuple[int, int]:
         try:
             await _ready(wire, process)
             conns = [await HttpConnection.open(wire.host, wire.port) for _ in range(connections)]
-            await _post(conns, wire, 0, 2 * _KEYS)  # warm: every key cached, paths taken
+            await _post(conns, wire, 0, 2 * _KEYS, batch)  # warm: every key cached, paths taken
             seen: set[Path] = set()
             _control(process.pid, "--instr=on")
             _control(process.pid, "--dump")
             _dumped(out, seen)
             totals = []
             for run, size in enumerate((requests, 2 * requests)):
-                await _post(conns, wire, (run + 3) * _KEYS * 10, size)
+                await _post(conns, wire, (run + 3) * _KEYS * 10 * batch, size, batch)
                 _control(process.pid, "--dump")
                 totals.append(_dumped(out, seen))
             for conn in conns:
@@ -136,12 +149,21 @@ def main() -> None:
     parser.add_argument("--server", choices=["tailcast", "bare"], default="tailcast")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1, help="items per POST")
+    parser.add_argument("--redis", help="a Redis URL: Tailcast on the Redis backend")
     args = parser.parse_args()
-    short, long = asyncio.run(count(args.server, args.connections, args.requests))
+    if args.server == "bare" and (args.batch > 1 or args.redis):
+        parser.error("the bare app takes neither --batch nor --redis")
+    short, long = asyncio.run(
+        count(args.server, args.connections, args.requests, args.batch, args.redis)
+    )
     per = (long - short) / args.requests
+    backend = "Redis" if args.redis else "memory"
+    what = f"POSTs of {args.batch} items" if args.batch > 1 else "POSTs"
     print(
-        f"{args.server}, {args.connections} connection(s): {short:,} instructions for "
-        f"{args.requests} POSTs, {long:,} for {2 * args.requests}: {per:,.0f} per POST"
+        f"{args.server} ({backend}), {args.connections} connection(s): {short:,} instructions"
+        f" for {args.requests} {what}, {long:,} for {2 * args.requests}: {per:,.0f} per POST"
+        + (f", {per / args.batch:,.0f} per item" if args.batch > 1 else "")
     )
 
 

@@ -9,10 +9,13 @@ learns it was overrun (`read` returns None) instead of silently skipping items.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 import anyio
 
 from .item import Item
+
+_size_of = attrgetter("size")
 
 
 class Broadcast:
@@ -118,7 +121,7 @@ class Broadcast:
         if len(entries) <= 2 * self._max_items and self._bytes <= self._max_bytes:
             return  # within both bounds: nothing to drop (most appends)
         drop = len(entries) - self._max_items if len(entries) > 2 * self._max_items else 0
-        freed = sum(item.size for item in entries[:drop])
+        freed = sum(map(_size_of, entries[:drop]))
         if self._bytes - freed > self._max_bytes:
             target = self._max_bytes * 3 // 4
             while drop < len(entries) - 1 and self._bytes - freed > target:

@@ -408,8 +408,17 @@ class _ExpiringStore(TLRUCache[_Key, Item]):
     ) -> None:
         super().__init__(max_bytes, _expires_at, timer=clock, getsizeof=_size_of)
         self._on_lost = on_lost
+        self._swept_at: Any = None  # the time of the last expiry pass
 
     def expire(self, time: Any = None) -> list[tuple[_Key, Item]]:
+        if time is None:
+            time = self.timer()
+        if time == self._swept_at:
+            # Nothing expired since the pass at this very time: whatever was stored since
+            # expires later (`ItemCache.add_all` stores no item expired on arrival). Spares
+            # the pass TLRUCache makes for every item set or evicted, a batch's thousand.
+            return []
+        self._swept_at = time
         expired: list[tuple[_Key, Item]] = super().expire(time)
         for _key, item in expired:
             self._on_lost(item, "expired")
