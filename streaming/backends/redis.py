@@ -58,6 +58,7 @@ most often a publish of this instance's, whose items it applies itself. A batch'
 read back only to be skipped cost the tail and Redis more than the rest of the batch's
 trip; a bigger batch from elsewhere costs one more read."""
 _CATCH_UP_WAIT = 2.0  # seconds a read waits for the local tail to reach an id
+_LAND_WAIT = 0.002  # seconds the tail waits for publishes under way to apply their items
 
 
 class RedisBackend(Backend):
@@ -364,23 +365,31 @@ class RedisBackend(Backend):
                 logger.warning("tail lost Redis (%s); retrying in %.1f s", exc, delay)
                 await anyio.sleep(delay)
                 continue
-            if self._writing:
-                # Redis answers a publish and wakes this read at the same moment: let an
-                # answer that came with it apply its own items, which this read then skips.
-                await anyio.lowlevel.checkpoint()
             read = _entries(response)
+            if self._writing and read:
+                await self._let_publishes_apply(StreamId.trusted(read[-1][-1][0]))
+            applied = False
             for entries in read:
-                await self._apply(entries)
-            count = self._next_count(read, count)
+                applied |= await self._apply(entries)
+            count = self._next_count(read, count, applied)
 
-    async def _apply(self, entries: list[list[Any]]) -> None:
+    async def _let_publishes_apply(self, last: StreamId) -> None:
+        """Redis answers a publish and wakes this read at the same moment: let the
+        publishes under way apply their own items (up to ``last``, the read's last entry),
+        which this read then skips instead of parsing them again. Bounded: entries of
+        another instance's in the read wait at most `_LAND_WAIT` for them."""
+        with anyio.move_on_after(_LAND_WAIT):
+            while self._position() < last:
+                await self._advance()
+
+    async def _apply(self, entries: list[list[Any]]) -> bool:
         """Apply the entries past this replica's position, in one step: batches published
         here as their publish built them, others parsed from the entry. Entries up to the
         position are in already (applied by their publish here, or by a new epoch's
-        `_load`): applying them again would send them twice."""
+        `_load`): applying them again would send them twice. Whether any was past it."""
         position = self._position()
         if not entries or StreamId.trusted(entries[-1][0]) <= position:
-            return
+            return False
         batch: list[Item] = []
         mine = self._mine
         # The last entry applied: an own batch's (its entry known), or one parsed here (its
@@ -414,14 +423,15 @@ class RedisBackend(Backend):
         self._apply_mine()
         self._forget_mine()
         self._wake()
+        return True
 
-    def _next_count(self, read: list[list[list[Any]]], count: int) -> int:
-        """How many entries the next read takes: all it may while a read fills up with
-        entries the tail applied itself (more wait), a few once it has caught up."""
-        if sum(map(len, read)) < count:
-            return _WAKE_COUNT
-        last = StreamId.trusted(read[-1][-1][0])
-        return _TAIL_COUNT if last >= self._position() else _WAKE_COUNT
+    def _next_count(self, read: list[list[list[Any]]], count: int, applied: bool) -> int:
+        """How many entries the next read takes: all it may while reads fill up with
+        entries the tail applies (more wait), a few otherwise: once it has caught up, and
+        when what woke it was this instance's own batch, which its publish applied (Redis
+        would otherwise send every such batch back whole, only for the tail to skip it)."""
+        full = sum(map(len, read)) >= count
+        return _TAIL_COUNT if applied and full else _WAKE_COUNT
 
     def _forget_mine(self) -> None:
         """Drop batches published here that this replica has passed without them (a new
