@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.http.problems import Problem
-from app.http.routes import _plain_drafts, _validated
+from app.http.routes import _COLUMNS_FROM, _plain_drafts, _validated
+from app.http.schemas import DATA_DEPTH_MAX
 from app.settings import Settings
 
 SETTINGS = Settings(publish_token="x")
@@ -40,6 +41,13 @@ _ENTRIES = st.fixed_dictionaries(
 )
 
 
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _by_pydantic(entries: list[Any]) -> Any:
     try:
         return _validated(entries, (), SETTINGS)
@@ -62,6 +70,22 @@ def test_the_plain_checks_accept_only_what_pydantic_accepts_as_the_same_draft(
 def test_the_plain_checks_accept_only_batches_pydantic_accepts_as_the_same_drafts(
     entries: list[Any],
 ) -> None:
+    plain = _plain_drafts(entries, SETTINGS)
+    if plain is not None:
+        assert _by_pydantic(entries) == plain
+
+
+@settings(max_examples=300)
+@given(_ENTRIES, st.integers(0, _COLUMNS_FROM))
+@example({"data": 1, "topic": "prices.*"}, 3)  # a pattern is no topic to publish on
+@example({"data": _nested(DATA_DEPTH_MAX + 1)}, 0)  # deeper than stored
+def test_the_field_at_a_time_checks_of_large_batches_accept_only_what_pydantic_accepts(
+    entry: dict[str, Any], at: int
+) -> None:
+    # Batches from `_COLUMNS_FROM` items are checked a field at a time, not item by item:
+    # one entry drawn, among plainly valid ones, decides whether the batch is plain.
+    entries: list[Any] = [{"data": n, "key": f"k{n}"} for n in range(_COLUMNS_FROM)]
+    entries.insert(at, entry)
     plain = _plain_drafts(entries, SETTINGS)
     if plain is not None:
         assert _by_pydantic(entries) == plain
