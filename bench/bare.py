@@ -5,7 +5,8 @@ any other request with a health body: what any app served by this HTTP server do
 least, and nothing else (no routing, validation, JSON parsing or storage). The bench runs
 it as ``python -m bench.bare --host H --port P`` with the uvicorn settings Tailcast's
 server uses (app/server/runner.py): uvicorn's defaults (httptools and uvloop when installed), the
-lifespan on, log level warning, one process.
+lifespan on, log level warning, one process; ``--workers N`` runs uvicorn's process manager
+with N of them, the ceiling for Tailcast's ``--workers N`` on the same machine.
 """
 
 from __future__ import annotations
@@ -59,7 +60,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bare", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    if args.workers > 1:  # uvicorn's process manager imports the app by name in each worker
+        uvicorn.run(
+            "bench.bare:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+            lifespan="on",
+        )
+        return
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     uvicorn.Server(config).run()
 

@@ -144,6 +144,8 @@ async def _main(
     if nginx:
         targets.append(nchan_target(logs, nofile))
     targets.append(bare_target(logs))
+    if redis_url and args.redis_workers > 1:
+        targets.append(bare_target(logs, args.redis_workers))
     targets = [t for t in targets if any(t.runs(s) for s in plan.scenarios)]
     titles = {target.label: target.title for target in targets}
     started, load_before = time.time(), machine.load_average()
@@ -197,9 +199,16 @@ def _facts(
         facts["nginx"] = f"{machine.nginx_version(nginx)}, 1 worker"
         facts["Nchan"] = outcome.versions.get(NCHAN, "?")
     if BARE in outcome.versions:
+        bare_workers = (
+            f" (and with {args.redis_workers} worker processes: the ceiling for Tailcast's"
+            " on Redis)"
+            if f"{BARE}-w{args.redis_workers}" in outcome.versions
+            else ""
+        )
         facts["bare app"] = (
             f"{outcome.versions[BARE]}: bench/bare.py, a minimal ASGI app with Tailcast's "
             "uvicorn settings that reads the body and answers 201 with a small JSON object"
+            f"{bare_workers}"
         )
     facts["Python packages"] = ", ".join(f"{k} {v}" for k, v in machine.package_versions().items())
     facts["load client"] = (

@@ -12,6 +12,9 @@ REDIS_WORKERS = "tailcast-redis-w2"
 NCHAN = "nchan"
 BARE = "bare"
 """The bare uvicorn app (`bench.bare`): the ceiling for single-item POSTs."""
+BARE_WORKERS = "bare-w2"
+"""The bare app with ``--workers 2`` (publish scenario only): the ceiling for `REDIS_WORKERS`
+on the same machine."""
 
 
 @dataclass(frozen=True, slots=True)

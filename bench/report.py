@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .goals import goals, judge
 from .plan import (
     BARE,
+    BARE_WORKERS,
     FANOUT_PATTERNS,
     LATENCY_SCENARIO,
     MEMORY,
@@ -29,6 +30,7 @@ _SHORT = {
     REDIS_WORKERS: "Redis 2 workers",
     NCHAN: "Nchan",
     BARE: "bare app",
+    BARE_WORKERS: "bare app 2 workers",
 }
 """Servers' names in ratio columns."""
 
@@ -104,8 +106,15 @@ def _publish_table(plan: Plan) -> Table:
     ]
     return Table(
         "Publishing (each producer on a keep-alive connection of its own)",
-        (MEMORY, REDIS, REDIS_WORKERS, NCHAN, BARE),
-        ((REDIS, MEMORY), (REDIS_WORKERS, REDIS), (MEMORY, NCHAN), (MEMORY, BARE), (REDIS, BARE)),
+        (MEMORY, REDIS, REDIS_WORKERS, NCHAN, BARE, BARE_WORKERS),
+        (
+            (REDIS, MEMORY),
+            (REDIS_WORKERS, REDIS),
+            (BARE_WORKERS, BARE),
+            (MEMORY, NCHAN),
+            (MEMORY, BARE),
+            (REDIS, BARE),
+        ),
         rows,
     )
 

@@ -72,8 +72,12 @@ def nchan_target(logs: Path, nofile: int) -> Target:
     return Target(NCHAN, "Nchan", lambda: servers.nginx_nchan(logs, nofile))
 
 
-def bare_target(logs: Path) -> Target:
-    return Target(BARE, "bare uvicorn app", lambda: servers.bare(logs), PUBLISH_ONLY)
+def bare_target(logs: Path, workers: int = 1) -> Target:
+    """The bare app; with ``workers`` > 1, the ceiling for Tailcast's as many workers."""
+    if workers == 1:
+        return Target(BARE, "bare uvicorn app", lambda: servers.bare(logs), PUBLISH_ONLY)
+    title = f"bare uvicorn app, {workers} workers"
+    return Target(f"{BARE}-w{workers}", title, lambda: servers.bare(logs, workers), PUBLISH_ONLY)
 
 
 async def run_all(

@@ -229,7 +229,7 @@ async def _wait_workers(process: subprocess.Popen[bytes], workers: int, log: Pat
     deadline = time.monotonic() + 30
     previous = -1.0
     while True:
-        spawned = [pid for pid in procstat.tree(process.pid) if _is_worker(pid)]
+        spawned = [pid for pid in procstat.tree(process.pid) if is_worker(pid)]
         used = procstat.cpu_seconds(spawned)
         if len(spawned) >= workers and used == previous:
             return
@@ -239,7 +239,7 @@ async def _wait_workers(process: subprocess.Popen[bytes], workers: int, log: Pat
         await asyncio.sleep(0.5)
 
 
-def _is_worker(pid: int) -> bool:
+def is_worker(pid: int) -> bool:
     """Whether ``pid`` is a worker uvicorn's process manager started (not its master, nor
     multiprocessing's resource tracker)."""
     try:
@@ -249,15 +249,22 @@ def _is_worker(pid: int) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def bare(logs: Path) -> AsyncIterator[Server]:
-    """The bare uvicorn app (`bench.bare`), the ceiling for single-item POSTs."""
+async def bare(logs: Path, workers: int = 1) -> AsyncIterator[Server]:
+    """The bare uvicorn app (`bench.bare`), the ceiling for single-item POSTs; ``workers``
+    > 1 runs uvicorn's process manager with that many worker processes."""
     wire = Wire("bare", "127.0.0.1", _free_port())
     argv = [sys.executable, "-m", "bench.bare", "--host", wire.host, "--port", str(wire.port)]
-    log = logs / "bare.log"
+    label = BARE
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+        label += f"-w{workers}"
+    log = logs / f"{label}.log"
     process = _spawn(argv, dict(os.environ), log)
     try:
         body = await _wait_ready(wire, process, log)
-        yield Server(BARE, wire, process, _json_field(body, "version"))
+        if workers > 1:
+            await _wait_workers(process, workers, log)
+        yield Server(label, wire, process, _json_field(body, "version"))
     finally:
         await _stop(process)
 

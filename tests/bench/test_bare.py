@@ -21,3 +21,16 @@ async def test_the_bare_app_answers_a_publish_with_201_and_json(tmp_path: Path) 
     assert [status for status, _ in answers] == [201] * 3
     assert all("id" in json.loads(body) for _, body in answers)
     assert server.version.startswith("bare uvicorn")
+
+
+async def test_the_bare_app_runs_with_two_workers_for_the_workers_ceiling(tmp_path: Path) -> None:
+    async with asyncio.timeout(40), servers.bare(tmp_path, workers=2) as server:
+        workers = [pid for pid in server.pids() if servers.is_worker(pid)]
+        conn = await HttpConnection.open(server.wire.host, server.wire.port)
+        try:
+            status, _ = await conn.request(server.wire.publish("c", 0))
+        finally:
+            conn.close()
+    assert len(workers) == 2
+    assert status == 201
+    assert server.label == "bare-w2"

@@ -3,8 +3,8 @@ by side, never a figure from elsewhere; a FAILED run meets no target."""
 
 from __future__ import annotations
 
-from bench.goals import Figure, Goal, judge
-from bench.plan import MEMORY, NCHAN
+from bench.goals import Ceiling, Figure, Goal, judge
+from bench.plan import BARE, BARE_WORKERS, MEMORY, NCHAN, REDIS, REDIS_WORKERS
 from bench.results import RunResult
 
 _OURS = Figure(MEMORY, "fanout-seq1", "fanout_sustained")
@@ -42,3 +42,18 @@ def test_a_failed_run_meets_no_target() -> None:
     runs = _runs(MEMORY, 300, 300) + _runs(NCHAN, 100)
     runs[0].add_anomalies({"gaps": 1})
     assert judge(_TWICE, runs).met == "**no** (a FAILED run)"
+
+
+def test_a_target_shows_the_same_ratio_of_its_reference_servers_beside_its_own() -> None:
+    def eight(server: str) -> Figure:
+        return Figure(server, "publish", "publish_8")
+
+    ceiling = Ceiling("bare 2/1", eight(BARE_WORKERS), eight(BARE))
+    goal = Goal(13, "2 workers ≥ 1.6x one", eight(REDIS_WORKERS), 1.6, eight(REDIS),
+                ceiling=ceiling)  # fmt: skip
+    runs = [
+        RunResult("publish", server, {"publish_8": value})
+        for server, value in [(REDIS, 100), (REDIS_WORKERS, 110), (BARE, 100), (BARE_WORKERS, 125)]
+    ]
+    verdict = judge(goal, runs)
+    assert (verdict.measured, verdict.met) == ("1.10x (bare 2/1: 1.25x)", "**no**")
