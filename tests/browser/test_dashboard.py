@@ -45,6 +45,16 @@ def test_a_newer_item_replaces_its_row_and_moves_it_to_the_top(page: Page) -> No
         assert shown_keys(page) == ["a", "b"]
 
 
+def test_numbers_a_double_cannot_hold_are_shown_as_published(page: Page) -> None:
+    with run_server() as server:
+        open_dashboard(page, server.url)
+
+        publish(server, {"topic": "ids", "key": "k", "data": [9007199254740993, 2**64 + 1, 0.5]})
+
+        shown = row(page, "ids", "k").locator("td.data")
+        expect(shown).to_have_text("[9007199254740993,18446744073709551617,0.5]")
+
+
 def test_live_items_are_highlighted_and_replayed_ones_are_not(page: Page) -> None:
     with run_server() as server:
         publish(server, {"topic": "t", "key": "old", "data": 1})

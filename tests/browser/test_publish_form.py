@@ -58,6 +58,17 @@ def test_a_published_item_appears_in_the_table(page: Page) -> None:
         expect(published.locator("td.id")).to_have_text(stored["id"])
 
 
+def test_a_number_a_double_cannot_hold_is_published_as_typed(page: Page) -> None:
+    with run_server() as server:
+        open_dashboard(page, server.url)
+
+        _fill(page, topic="ids", key="k", data='{"n": 9007199254740993}', token=server.token)
+
+        expect(page.locator("#publish-result")).to_have_attribute("data-status", "ok")
+        (stored,) = _cached(server.url)
+        assert stored["data"] == {"n": 9007199254740993}
+
+
 def test_invalid_json_data_is_reported_and_not_posted(page: Page) -> None:
     with run_server() as server:
         open_dashboard(page, server.url)

@@ -154,6 +154,24 @@
     return `${topic}\u0000${key}`;
   }
 
+  // A number a double would round: 16 or more digits in a row, or an exponent of three digits
+  // (the server's own rule, streaming/exactjson.py). The server keeps such numbers exactly;
+  // so does this page where the browser gives a parsed number's source text
+  // (JSON.rawJSON); elsewhere they show rounded.
+  const INEXACT = /[\d.]{16}|[eE][+-]?\d{3}/;
+
+  function exactNumber(_key, value, context) {
+    const source = context && context.source;
+    return typeof value === "number" && INEXACT.test(source) ? JSON.rawJSON(source) : value;
+  }
+
+  function dataText(source, data) {
+    if (typeof JSON.rawJSON === "function" && INEXACT.test(source)) {
+      return JSON.stringify(JSON.parse(source, exactNumber).data) ?? "null";
+    }
+    return JSON.stringify(data) ?? "null"; // data parsed from JSON: no cycles
+  }
+
   function onItem(event) {
     let item;
     try {
@@ -165,7 +183,7 @@
     if (!id) return;
     if (lastId && compareIds(id, lastId) <= 0) return; // seen already (or older)
     lastId = id;
-    const text = JSON.stringify(item.data) ?? "null"; // data parsed from JSON: no cycles
+    const text = dataText(event.data, item.data);
     const key = rowKey(item.topic, item.key);
     latest.delete(key);
     latest.set(key, {
@@ -792,24 +810,25 @@
     const fields = form.elements;
     const text = fields.data.value.trim();
     if (!text) throw new Error("data is required: any JSON value, such as 42 or \"hello\"");
-    let data;
     try {
-      data = JSON.parse(text);
+      JSON.parse(text);
     } catch (error) {
       throw new Error(`data is not valid JSON: ${error.message}`);
     }
-    const body = { data };
+    const extra = {};
     const topic = fields.topic.value.trim();
     const key = fields.key.value.trim();
     const ttl = fields.ttl.value.trim();
-    if (topic) body.topic = topic;
-    if (key) body.key = key;
+    if (topic) extra.topic = topic;
+    if (key) extra.key = key;
     if (ttl) {
       const seconds = Number(ttl);
       if (!Number.isFinite(seconds)) throw new Error(`ttl is not a number: ${ttl}`);
-      body.ttl = seconds;
+      extra.ttl = seconds;
     }
-    return body;
+    // The data as typed, not as parsed: parsing rounds a number a double cannot hold.
+    const rest = JSON.stringify(extra);
+    return `{"data":${text}${rest === "{}" ? "}" : `,${rest.slice(1)}`}`;
   }
 
   form.elements.token.value = sessionStorage.getItem(PUBLISH_TOKEN) || "";
@@ -831,7 +850,7 @@
       const response = await fetch(endpoint("items"), {
         method: "POST",
         headers: { "Content-Type": "application/json", ...authHeaders(token) },
-        body: JSON.stringify(body),
+        body,
       });
       if (response.ok) {
         const item = await response.json();
