@@ -14,7 +14,7 @@ What is read of ``uvicorn.protocols.http.httptools_impl.RequestResponseCycle`` (
 ``receive`` under way) and ``chunked_encoding`` (None before the response starts, True
 after: the body is chunked, as it is for a response without a length, so a chunk written
 directly is well formed). Checked against uvicorn `CHECKED` (pyproject.toml bounds
-it; tests/test_uvicorn_fastpath.py fails on a uvicorn outside the bound, or whose cycle
+it; tests/test_uvicorn_internals.py fails on a uvicorn outside the bound, or whose cycle
 the checks reject).
 
 uvicorn's internals are also used, outside this fence, by `app.server.protocols` (subclasses of

@@ -1,4 +1,4 @@
-"""The fence around uvicorn's internals (`app.server.uvicorn_fastpath`): the installed uvicorn is
+"""The fence around uvicorn's internals (`app.server.uvicorn_internals`): the installed uvicorn is
 one it was checked against, its httptools streams take the fan-out, and streams served any
 other way (h11, or a cycle lacking what the fence reads) go through `EventSourceResponse`."""
 
@@ -16,7 +16,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from app.server.uvicorn_fastpath import _CYCLE_ATTRIBUTES, CHECKED, usable_cycle
+from app.server.uvicorn_internals import _CYCLE_ATTRIBUTES, CHECKED, usable_cycle
 from tests.http.helpers import events, publish, take, until_live
 from tests.support import run_server
 
