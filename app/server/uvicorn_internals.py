@@ -28,8 +28,9 @@ What the protocol subclasses override of ``H11Protocol`` and ``HttpToolsProtocol
 httptools, ``on_headers_complete``. What they read: ``config.loaded_app``, ``transport``,
 ``cycle`` (its ``more_body``, ``response_started`` and ``response_complete``), with h11
 ``conn`` (h11's connection, to write the 400), with httptools
-``server_state.default_headers``, and, to make each connection lighter, ``pipeline``,
-``flow._is_writable_event`` and ``flow.write_paused``, and ``cycle.message_event``.
+``server_state.default_headers`` and, to make each connection lighter (lists for deques),
+``pipeline``, ``flow._is_writable_event`` (by ``flow.write_paused``) and each request's
+``cycle.message_event``, which they replace.
 
 Checked against uvicorn `CHECKED` (pyproject.toml bounds it; tests/test_uvicorn_internals.py
 fails on a uvicorn outside the bound, whose cycle the checks reject, or whose protocols
