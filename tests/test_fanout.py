@@ -19,7 +19,7 @@ import pytest
 
 from app.http.fanout import Fanout, Round
 from app.http.sse import item_frame
-from app.server.uvicorn_fastpath import framed
+from app.server.uvicorn_internals import framed
 from streaming import Draft, Item, MemoryBackend
 from tests.redis.helpers import TOKEN, Instance, running_instances
 from tests.support import RunningServer

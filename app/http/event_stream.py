@@ -2,7 +2,7 @@
 
 Every frame comes from the codec (`app.http.sse`). Two ways to write them:
 
-- Under uvicorn with httptools, built for fan-out (`app.server.uvicorn_fastpath`). A stream's own
+- Under uvicorn with httptools, built for fan-out (`app.server.uvicorn_internals`). A stream's own
   task writes its replay and catch-ups, each ready batch in one send; once it has caught
   up it hands itself to the `Fanout`, which writes live items to every such stream
   without waking their tasks. Heartbeats come from one timer for all streams (a nudge of
@@ -31,7 +31,7 @@ from app.http.fanout import Round
 from app.http.head import is_head
 from app.http.service import Service
 from app.http.sse import HEARTBEAT, heartbeat, joined, retry_field
-from app.server.uvicorn_fastpath import Connection, framed
+from app.server.uvicorn_internals import Connection, framed
 from streaming import StreamId
 from streaming.subscription import Subscription
 

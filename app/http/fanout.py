@@ -12,7 +12,7 @@ chunk once (`Round`), which leaves little more than the write itself per stream.
 stream whose connection stops taking writes (the client reads slowly) is handed back to
 its own task, which waits for the socket to drain; it can never hold up the others.
 
-The streams are those uvicorn serves with httptools (`app.server.uvicorn_fastpath`): the
+The streams are those uvicorn serves with httptools (`app.server.uvicorn_internals`): the
 fan-out writes to their connections directly, in chunks of frames from `app.http.sse`.
 """
 
@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from app.http.sse import frame_parts
-from app.server.uvicorn_fastpath import framed_parts
+from app.server.uvicorn_internals import framed_parts
 from streaming import Broadcast
 from streaming.patterns import PatternIndex
 from streaming.subscription import Event, SharedBatches

@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from app.http.event_stream import SERVER_SEND
 from app.http.head import is_head
 from app.http.service import Service
-from app.server.uvicorn_fastpath import Connection
+from app.server.uvicorn_internals import Connection
 from streaming import Item, StreamId
 
 logger = logging.getLogger("tailcast")

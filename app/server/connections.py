@@ -9,14 +9,14 @@ Redis and the listening socket, and derives from the rest `Limits.max_connection
 `Limits.max_streams` a tenth lower, so that publishes and ``/healthz`` still find room
 when subscribers fill theirs.
 
-`ConnectionGuard` keeps the books for the HTTP protocol (`app.server.protocols`, which holds
-everything that depends on uvicorn): a connection that has not sent a whole request
-within ``request_timeout`` is closed, and at ``max_connections`` a new connection takes
-the place of the one that has waited longest for a request (silent, idle between
-requests, or still sending a head: a slowloris client), as nginx
-reuses idle keep-alive connections; only when every connection is busy is the new one
-refused with a 503. What it closes or refuses is counted (`/metrics`) and logged, at most
-once every ten seconds.
+`ConnectionGuard` keeps the books for the connections' policy (`app.server.protocols`,
+which uvicorn's protocols call through the fence, `app.server.uvicorn_internals`): a
+connection that has not sent a whole request within ``request_timeout`` is closed, and at
+``max_connections`` a new connection takes the place of the one that has waited longest
+for a request (silent, idle between requests, or still sending a head: a slowloris
+client), as nginx reuses idle keep-alive connections; only when every connection is busy
+is the new one refused with a 503. What it closes or refuses is counted (`/metrics`) and
+logged, at most once every ten seconds.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Limits:
 
 
 class Guarded(Protocol):
-    """A connection as the guard sees it (see `app.server.protocols`)."""
+    """A connection as the guard sees it (`app.server.protocols.ConnectionLimits`)."""
 
     def idle(self) -> bool:
         """Whether no request is under way: the connection is silent, kept alive between

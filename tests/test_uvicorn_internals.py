@@ -1,9 +1,13 @@
-"""The fence around uvicorn's internals (`app.server.uvicorn_fastpath`): the installed uvicorn is
+"""The fence around uvicorn's internals (`app.server.uvicorn_internals`): the installed uvicorn is
 one it was checked against, its httptools streams take the fan-out, and streams served any
-other way (h11, or a cycle lacking what the fence reads) go through `EventSourceResponse`."""
+other way (h11, or a cycle lacking what the fence reads) go through `EventSourceResponse`;
+its protocols have the hooks the connection limits are called from, and without them run as
+uvicorn made them."""
 
 from __future__ import annotations
 
+import socket
+import time
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
@@ -16,7 +20,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from app.server.uvicorn_fastpath import _CYCLE_ATTRIBUTES, CHECKED, usable_cycle
+from app.server import uvicorn_internals
+from app.server.uvicorn_internals import _CYCLE_ATTRIBUTES, CHECKED, HOOKED, usable_cycle
 from tests.http.helpers import events, publish, take, until_live
 from tests.support import run_server
 
@@ -85,3 +90,30 @@ def test_only_httptools_streams_are_written_by_the_fan_out(http: str, fanned_out
         assert take(stream, 1)[0].id == posted["id"]
         assert len(server.service.fanout) == fanned_out
         assert len(server.service.streams) == 1
+
+
+def test_the_installed_uvicorns_protocols_have_the_hooks_the_limits_are_called_from() -> None:
+    assert HOOKED
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("hooked", [True, False], ids=["hooked", "without_hooks"])
+def test_without_the_hooks_the_protocols_run_as_uvicorn_made_them(
+    monkeypatch: pytest.MonkeyPatch, http: str, hooked: bool
+) -> None:
+    # The fallback for a uvicorn whose protocols lack the hooks: no request deadline (a
+    # silent connection stays open), and the app still answers.
+    monkeypatch.setattr(uvicorn_internals, "HOOKED", hooked)
+    with run_server(http=http, request_timeout=0.3) as server:
+        port = httpx.URL(server.url).port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as silent:
+            time.sleep(1)
+            silent.settimeout(0.5)
+            try:
+                closed = silent.recv(1) == b""
+            except TimeoutError:
+                closed = False
+            assert closed is hooked
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            assert client.get("/healthz").status_code == 200
