@@ -84,7 +84,7 @@ class _ConnectionCollector(Collector):
             labels=["reason"],
         )
         counts = connections.counts
-        for reason in ("request_timeout", "head_too_large", "evicted", "refused"):
+        for reason in ("request_timeout", "head_too_large", "evicted", "refused", "unparsable"):
             closed.add_metric([reason], getattr(counts, reason))
         yield closed
 

@@ -115,6 +115,7 @@ class ConnectionCounts:
     head_too_large: int = 0
     evicted: int = 0
     refused: int = 0
+    unparsable: int = 0
 
 
 class ConnectionGuard:
@@ -165,6 +166,10 @@ class ConnectionGuard:
         self.counts.head_too_large += 1
         self.report()
 
+    def unparsable(self) -> None:
+        self.counts.unparsable += 1
+        self.report()
+
     def _evict(self) -> bool:
         """Close the connection that has waited longest for a request, if any does."""
         while self._waiting:
@@ -203,6 +208,11 @@ class ConnectionGuard:
             news.append(
                 f"refused {counts.refused - logged.refused} with 503: max_connections "
                 f"({self.limits.max_connections}) reached and none idle"
+            )
+        if counts.unparsable > logged.unparsable:
+            news.append(
+                f"closed {counts.unparsable - logged.unparsable} after a request that was not "
+                "valid HTTP (answered 400)"
             )
         if news:
             logger.warning("connections: %s", "; ".join(news))

@@ -154,6 +154,9 @@ class ConnectionLimits:
         self._disarm()
         self._guard.closed(self, counted=not self._refused)
 
+    def unparsable(self) -> None:
+        self._guard.unparsable()
+
     # For the guard.
 
     def idle(self) -> bool:

@@ -24,13 +24,15 @@ directly is well formed).
 
 What the protocol subclasses override of ``H11Protocol`` and ``HttpToolsProtocol``:
 ``connection_made``, ``data_received``, ``on_response_complete`` and ``connection_lost``
-(to call the policy), ``send_400_response`` (to send the policy's 400), and, with
+(to call the policy), ``send_400_response`` (to tell the policy and send its 400), and, with
 httptools, ``on_headers_complete``. What they read: ``config.loaded_app``, ``transport``,
 ``cycle`` (its ``more_body``, ``response_started`` and ``response_complete``), with h11
 ``conn`` (h11's connection, to write the 400), with httptools
 ``server_state.default_headers`` and, to make each connection lighter (lists for deques),
 ``pipeline``, ``flow._is_writable_event`` (by ``flow.write_paused``) and each request's
-``cycle.message_event``, which they replace.
+``cycle.message_event``, which they replace. While a policy is in force, the warning
+uvicorn logs for each request it cannot parse (``uvicorn.error``, `_PARSE_WARNING`) is
+dropped: the policy is told of each instead.
 
 Checked against uvicorn `CHECKED` (pyproject.toml bounds it; tests/test_uvicorn_internals.py
 fails on a uvicorn outside the bound, whose cycle the checks reject, or whose protocols
@@ -41,6 +43,7 @@ public in form if not documented.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -179,8 +182,27 @@ class ConnectionPolicy(Protocol):
         """The connection is gone."""
         ...
 
+    def unparsable(self) -> None:
+        """uvicorn could not parse the request: it is answered 400, and the connection closed."""
+        ...
+
 
 _HOOKS = ("connection_made", "data_received", "on_response_complete", "connection_lost")
+_UVICORN_ERRORS = logging.getLogger("uvicorn.error")  # its protocols' logger
+_PARSE_WARNING = "Invalid HTTP request received."
+"""The warning uvicorn's protocols log for each request they cannot parse."""
+
+
+class _WithoutParseWarnings(logging.Filter):
+    """Drops uvicorn's warning for each request it cannot parse, once a policy is told of
+    them (`ConnectionPolicy.unparsable`): a client sending garbage must not add a log line
+    a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != _PARSE_WARNING
+
+
+_WITHOUT_PARSE_WARNINGS = _WithoutParseWarnings()
 
 
 class _Hooked(asyncio.Protocol):
@@ -212,7 +234,9 @@ class _Hooked(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._policy = self.open_policy(self.config.loaded_app, self) if HOOKED else None
+        self._policy = policy = self.open_policy(self.config.loaded_app, self) if HOOKED else None
+        if policy is not None and _WITHOUT_PARSE_WARNINGS not in _UVICORN_ERRORS.filters:
+            _UVICORN_ERRORS.addFilter(_WITHOUT_PARSE_WARNINGS)
 
     def data_received(self, data: bytes) -> None:
         policy = self._policy
@@ -232,6 +256,10 @@ class _Hooked(asyncio.Protocol):
         if policy is not None:
             self._policy = None  # the policy refers to the connection: no cycle to collect
             policy.lost()
+
+    def _tell_unparsable(self) -> None:
+        if self._policy is not None:
+            self._policy.unparsable()
 
     # For the policy (`HttpConnection`).
 
@@ -296,6 +324,7 @@ class H11Connection(_Hooked, H11Protocol):
     """uvicorn's h11 protocol, calling the connection's policy."""
 
     def send_400_response(self, msg: str) -> None:
+        self._tell_unparsable()
         if self.bad_request is None:
             super().send_400_response(msg)
             return
@@ -337,6 +366,7 @@ else:
                 self.cycle.message_event = _LeanEvent()
 
         def send_400_response(self, msg: str) -> None:
+            self._tell_unparsable()
             if self.bad_request is None:
                 super().send_400_response(msg)
                 return

@@ -92,6 +92,24 @@ def test_silent_and_dripping_connections_are_closed_after_request_timeout(
     assert "that sent no whole request within 1 s (request_timeout)" in log
 
 
+def test_requests_that_are_not_http_are_counted_and_logged_in_a_summary_not_each(
+    tmp_path: Path,
+) -> None:
+    with run_server_process(tmp_path / "server.log") as server:
+        answers = []
+        for _ in range(30):
+            with _connect(server.port) as sock:
+                sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                answers.append(_until_closed(sock))
+        unparsable = _metric(server.url, 'tailcast_connections_closed_total{reason="unparsable"}')
+        log = server.log()
+    assert all(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n") for answer in answers)
+    assert unparsable == 30
+    assert "Invalid HTTP request" not in log
+    # The first at once; the others in the next summary, at most every 10 s.
+    assert "closed 1 after a request that was not valid HTTP (answered 400)" in log
+
+
 def test_at_the_descriptor_limit_new_clients_are_still_served(tmp_path: Path) -> None:
     # 300 connections that send part of a head, or nothing, against a limit of 256
     # descriptors: the oldest make room.
