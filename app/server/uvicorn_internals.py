@@ -257,9 +257,19 @@ class _Hooked(asyncio.Protocol):
             self._policy = None  # the policy refers to the connection: no cycle to collect
             policy.lost()
 
-    def _tell_unparsable(self) -> None:
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn could not parse the request: tell the policy, and answer with its 400
+        (`bad_request`) or uvicorn's."""
         if self._policy is not None:
             self._policy.unparsable()
+        if self.bad_request is None:
+            super().send_400_response(msg)  # type: ignore[misc]
+            return
+        self._write_400(*self.bad_request)
+        self.transport.close()
+
+    def _write_400(self, headers: Headers, body: bytes) -> None:
+        raise NotImplementedError  # each protocol writes a response its own way
 
     # For the policy (`HttpConnection`).
 
@@ -323,19 +333,13 @@ _LEAN = "_waiters" in vars(asyncio.Event())
 class H11Connection(_Hooked, H11Protocol):
     """uvicorn's h11 protocol, calling the connection's policy."""
 
-    def send_400_response(self, msg: str) -> None:
-        self._tell_unparsable()
-        if self.bad_request is None:
-            super().send_400_response(msg)
-            return
-        headers, body = self.bad_request
+    def _write_400(self, headers: Headers, body: bytes) -> None:
         for event in (
             h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
             h11.Data(data=body),
             h11.EndOfMessage(),
         ):
             self.transport.write(self.conn.send(event) or b"")
-        self.transport.close()
 
 
 try:
@@ -365,16 +369,10 @@ else:
             if _LEAN and self.cycle is not None:
                 self.cycle.message_event = _LeanEvent()
 
-        def send_400_response(self, msg: str) -> None:
-            self._tell_unparsable()
-            if self.bad_request is None:
-                super().send_400_response(msg)
-                return
-            headers, body = self.bad_request
+        def _write_400(self, headers: Headers, body: bytes) -> None:
             head = [b"HTTP/1.1 400 Bad Request\r\n"]
             for name, value in [*self.server_state.default_headers, *headers]:
                 head += [name, b": ", value, b"\r\n"]
             self.transport.write(b"".join([*head, b"\r\n", body]))
-            self.transport.close()
 
     HOOKED = HOOKED and all(hasattr(HttpToolsProtocol, name) for name in _HOOKS)
