@@ -26,7 +26,7 @@ import orjson
 
 from app.http.problems import MEDIA_TYPE
 from app.server.connections import ConnectionGuard
-from app.server.uvicorn_internals import HOOKED, H11Connection, HttpConnection
+from app.server.uvicorn_internals import HOOKED, H11Connection, Headers, HttpConnection
 
 logger = logging.getLogger("tailcast")
 
@@ -41,23 +41,16 @@ _DETAIL = (
     "The request is not valid HTTP/1.1, or is over the server's limits (a URL over 64 KiB); "
     "nothing was done."
 )
-_BODY = orjson.dumps(
-    {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": _DETAIL}
-)
-_HEADERS = [
-    (b"content-type", MEDIA_TYPE.encode()),
-    (b"content-length", str(len(_BODY)).encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"connection", b"close"),
-]
 
 
-def _problem(status: int, reason: str, detail: str, *extra: tuple[bytes, bytes]) -> bytes:
-    """A whole HTTP/1.1 response carrying a problem document, closing the connection."""
+def _problem_parts(
+    status: int, reason: str, detail: str, *extra: tuple[bytes, bytes]
+) -> tuple[Headers, bytes]:
+    """The headers and body of a response carrying a problem document, closing the
+    connection."""
     body = orjson.dumps(
         {"type": "about:blank", "title": reason, "status": status, "detail": detail}
     )
-    head = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
     headers = [
         (b"content-type", MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
@@ -65,8 +58,18 @@ def _problem(status: int, reason: str, detail: str, *extra: tuple[bytes, bytes])
         (b"connection", b"close"),
         *extra,
     ]
+    return headers, body
+
+
+def _problem(status: int, reason: str, detail: str, *extra: tuple[bytes, bytes]) -> bytes:
+    """A whole HTTP/1.1 response carrying a problem document, closing the connection."""
+    headers, body = _problem_parts(status, reason, detail, *extra)
+    head = [b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())]
     head += [b"%s: %s\r\n" % header for header in headers]
     return b"".join([*head, b"\r\n", body])
+
+
+_BAD_REQUEST = _problem_parts(400, "Bad Request", _DETAIL)
 
 
 _TIMED_OUT = _problem(
@@ -202,7 +205,7 @@ class ProblemH11Protocol(H11Connection):
     """uvicorn's h11 protocol with the connection limits, refusing unparsable requests with a
     problem document."""
 
-    bad_request = (_HEADERS, _BODY)
+    bad_request = _BAD_REQUEST
     open_policy = staticmethod(ConnectionLimits.open)
 
 
@@ -222,7 +225,7 @@ else:
         """uvicorn's httptools protocol with the connection limits, refusing unparsable
         requests with a problem document."""
 
-        bad_request = (_HEADERS, _BODY)
+        bad_request = _BAD_REQUEST
         open_policy = staticmethod(ConnectionLimits.open)
 
     HTTP_PROTOCOL = _HTTPTOOLS = ProblemHttpToolsProtocol
